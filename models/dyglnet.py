@@ -80,7 +80,13 @@ class ConvBNGELU(nn.Sequential):
     def __init__(self, cin, cout, kernel=1, stride=1, dilation=1, groups=1, bn_init: float = 1.0):
         super().__init__()
         self.conv = nn.Conv2d(
-            cin, cout, kernel, stride, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=groups,
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding=dilation * (kernel - 1) // 2,
+            dilation=dilation,
+            groups=groups,
             bias=False,
         )
         self.bn = nn.BatchNorm2d(cout)
@@ -123,9 +129,7 @@ class DilatedLocalBlock(nn.Module):
 
     def __init__(self, channels: int, dilations: Sequence[int] = (1, 2, 3), se_ratio: float = 0.25):
         super().__init__()
-        self.dilated = nn.ModuleList(
-            ConvBNGELU(channels, channels, 3, dilation=d, groups=channels) for d in dilations
-        )
+        self.dilated = nn.ModuleList(ConvBNGELU(channels, channels, 3, dilation=d, groups=channels) for d in dilations)
         self.norm = nn.BatchNorm2d(channels)
         self.se = SqueezeExcite(channels, se_ratio)
         self.mlp_in = ConvBNGELU(channels, 2 * channels)
@@ -226,9 +230,7 @@ class EncoderStage(nn.Module):
     def __init__(self, cin, cout, depth, attn_channels, qk_dim, with_mixer, cfg: DyGLNetConfig):
         super().__init__()
         self.downsample = InvertedDownsample(cin, cout, cfg.se_ratio) if cin != cout else None
-        self.blocks = nn.Sequential(
-            *(HybridBlock(cout, attn_channels, qk_dim, with_mixer, cfg) for _ in range(depth))
-        )
+        self.blocks = nn.Sequential(*(HybridBlock(cout, attn_channels, qk_dim, with_mixer, cfg) for _ in range(depth)))
 
     def forward(self, x):
         if self.downsample is not None:
@@ -355,8 +357,13 @@ class DyGLNet(nn.Module):
         self.stem = Stem(cfg.in_channels, cfg.stem_widths, w[0])
         self.stages = nn.ModuleList(
             EncoderStage(
-                w[i - 1] if i else w[0], w[i], cfg.depths[i], cfg.attn_channels[i], cfg.qk_dim[i],
-                cfg.mixer_stages[i], cfg,
+                w[i - 1] if i else w[0],
+                w[i],
+                cfg.depths[i],
+                cfg.attn_channels[i],
+                cfg.qk_dim[i],
+                cfg.mixer_stages[i],
+                cfg,
             )
             for i in range(3)
         )

@@ -40,7 +40,9 @@ def test_duplicate_name_from_other_builder_rejected():
 def test_cli_json_lists_models_with_params_and_gflops():
     out = subprocess.run(
         [sys.executable, "-m", "models", "--json", "--size", "64", "dyglnet", "dyglnet_wo_sa"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["dyglnet", "dyglnet_wo_sa"]

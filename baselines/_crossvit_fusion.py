@@ -1,0 +1,315 @@
+"""Parts shared by HiFormer-B (``hiformer_b``) and BEFUnet (``befunet``).
+
+Both models (Heidari et al., "HiFormer: Hierarchical Multi-scale Representations Using Transformers for
+Medical Image Segmentation", WACV 2023, github.com/amirhossein-kz/HiFormer; Manzari et al., "BEFUnet: A
+Hybrid CNN-Transformer Architecture for Precise Medical Image Segmentation", 2024,
+github.com/Omid-Nejati/BEFUnet) share one design:
+
+* a hybrid pyramid: a CNN branch and Swin-T stages run level by level; at every level the CNN map,
+  projected to the Swin width by a 1x1 convolution, is added to the Swin tokens
+  (:class:`HybridPyramidEncoder`);
+* a CrossViT-style fusion of the finest and the coarsest level (HiFormer's "Double-Level Fusion",
+  :class:`DoubleLevelFusion`): each level gets a class token (mean of its layer-normed tokens) and a
+  learnable position embedding, goes through ViT encoders, then the class tokens are swapped,
+  cross-attend to the other level's tokens and are projected back (timm's
+  ``crossvit.MultiScaleBlock``);
+* a light decoder that brings both levels to 1/4 resolution, adds them and upsamples to the input
+  (:class:`TwoLevelDecoder`).
+
+Deliberate difference from both reference repositories: their fusion block runs the cross-attention
+first and then the ViT encoders, but returns the cross-attention output, so the encoders' results are
+thrown away (HiFormer introduced this in its October 2022 commit b961abf; BEFUnet copied it). We
+implement what the HiFormer paper describes and what HiFormer's code did when the paper was written
+(commits up to e305869): encoders first, then cross-attention, exactly timm's CrossViT block. The
+parameter count is unchanged. Note that with a single fusion block the cross-attended class tokens are
+dropped before the decoder, so the cross-attention path (projections, cross-attention, back
+projections) runs in the forward pass but cannot influence the output; this is a property of the
+published design, kept as is.
+
+Attention is computed with explicit matrix products (timm's fused ``scaled_dot_product_attention``
+switched off), as in the references, so that fvcore counts the attention FLOPs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn as nn
+from timm.layers import trunc_normal_
+from timm.models import load_state_dict as timm_load_state_dict
+from timm.models.crossvit import MultiScaleBlock
+from timm.models.swin_transformer import SwinTransformer
+from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint_filter_fn
+
+PathLike = str | os.PathLike
+
+SWIN_TINY_DIMS = (96, 192, 384, 768)
+SWIN_TINY_DEPTHS = (2, 2, 6, 2)
+SWIN_TINY_HEADS = (3, 6, 12, 24)
+
+
+def disable_fused_attention(module: nn.Module) -> None:
+    """Make every timm attention layer in ``module`` use explicit matmuls (counted by fvcore)."""
+    for sub in module.modules():
+        if hasattr(sub, "fused_attn"):
+            sub.fused_attn = False
+
+
+def check_input_size(x: torch.Tensor, size: int, model_name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``B x C x size x size``."""
+    if tuple(x.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"{model_name} accepts only {size} x {size} inputs (fixed_input_size={size}); got {tuple(x.shape[-2:])}"
+        )
+
+
+def resolve_weight_files(
+    model_name: str,
+    pretrained_file: PathLike | Mapping[str, PathLike] | None,
+    names: Sequence[str],
+    default_name: str | None = None,
+    **explicit: PathLike | None,
+) -> dict[str, str]:
+    """Merge ``pretrained_file`` (a path or a mapping ``{name: path}``) and ``<name>_file=`` keywords.
+
+    A plain path is accepted only when ``default_name`` says which backbone it belongs to. Returns
+    ``{name: path}`` for the backbones that were given a file.
+    """
+    files: dict[str, str] = {}
+    if isinstance(pretrained_file, Mapping):
+        for key, path in pretrained_file.items():
+            name = key[: -len("_file")] if key.endswith("_file") else key
+            if name not in names:
+                raise ValueError(f"{model_name}: unknown backbone {key!r} in pretrained_file; use {list(names)}")
+            if path is not None:
+                files[name] = os.fspath(path)
+    elif pretrained_file is not None:
+        if default_name is None:
+            raise TypeError(
+                f"{model_name} loads {len(names)} backbones: pass pretrained_file as a mapping "
+                f"{{{', '.join(repr(n) + ': path' for n in names)}}} or the keywords "
+                f"{', '.join(n + '_file=' for n in names)}"
+            )
+        files[default_name] = os.fspath(pretrained_file)
+    for name, path in explicit.items():
+        if path is None:
+            continue
+        if name in files and files[name] != os.fspath(path):
+            raise ValueError(f"{model_name}: {name} weights given twice ({files[name]!r} and {path!r})")
+        files[name] = os.fspath(path)
+    return files
+
+
+def load_matching_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
+    """Strictly load the entries of ``state_dict`` that belong to ``module`` (others are ignored).
+
+    Every parameter and persistent buffer of ``module`` must be present, so a wrong file fails
+    loudly instead of leaving the backbone randomly initialised.
+    """
+    wanted = module.state_dict().keys()
+    subset = {k: v for k, v in state_dict.items() if k in wanted}
+    missing = [k for k in wanted if k not in subset and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{what}: the weight file lacks {len(missing)} tensors, e.g. {missing[:3]}")
+    module.load_state_dict(subset, strict=False)
+
+
+def swin_tiny_stages(
+    num_stages: int, weights_file: PathLike | None = None, drop_path_rate: float = 0.1
+) -> nn.Sequential:
+    """The first ``num_stages`` stages of timm's Swin-T (224 input, window 7), without patch embedding.
+
+    Stage ``i > 0`` starts with the patch merging that the original Swin code puts at the end of stage
+    ``i - 1``. Stochastic depth grows linearly to ``drop_path_rate`` over the kept blocks, as in the
+    references. ``weights_file`` is a local Swin-T ImageNet checkpoint in timm's or in Microsoft's
+    original layout (``.pth``/``.pt``/``.bin`` or ``.safetensors``; a ``"model"`` wrapper is fine).
+    """
+    swin = SwinTransformer(
+        img_size=224,
+        patch_size=4,
+        embed_dim=SWIN_TINY_DIMS[0],
+        depths=SWIN_TINY_DEPTHS[:num_stages],
+        num_heads=SWIN_TINY_HEADS[:num_stages],
+        window_size=7,
+        drop_path_rate=drop_path_rate,
+        num_classes=0,
+    )
+    stages = swin.layers
+    if weights_file is not None:
+        state = timm_load_state_dict(os.fspath(weights_file))
+        # Drop the blocks of stages we do not build before timm's converter looks them up.
+        state = {
+            k: v
+            for k, v in state.items()
+            if not ((m := re.match(r"layers\.(\d+)\.blocks\.", k)) and int(m.group(1)) >= num_stages)
+        }
+        state = swin_checkpoint_filter_fn(state, swin)
+        state = {k[len("layers.") :]: v for k, v in state.items() if k.startswith("layers.")}
+        load_matching_weights(stages, state, f"Swin-T weights {os.fspath(weights_file)!r}")
+    return stages
+
+
+class HybridPyramidEncoder(nn.Module):
+    """CNN levels and Swin stages added level by level; returns the finest and coarsest token maps.
+
+    ``cnn`` maps the image to one feature map per level. Level 0: the projected CNN map ``c0`` feeds
+    Swin stage 0 and the result is ``c0 + stage0(c0)``. Level ``i > 0``:
+    ``stage_i(previous) + projected CNN map i`` (``stage_i`` starts with a patch merging).
+    Token maps are channels-last (``B x H x W x C``), as timm's Swin stages expect.
+    """
+
+    def __init__(
+        self,
+        cnn: nn.Module,
+        cnn_channels: Sequence[int],
+        swin_stages: nn.Sequential,
+        swin_dims: Sequence[int],
+        projection_stride: int = 1,
+    ):
+        super().__init__()
+        if not (len(cnn_channels) == len(swin_stages) == len(swin_dims)):
+            raise ValueError("need one CNN level and one projection per Swin stage")
+        self.cnn = cnn
+        self.cnn_to_tokens = nn.ModuleList(
+            nn.Conv2d(c, d, kernel_size=1, stride=projection_stride)
+            for c, d in zip(cnn_channels, swin_dims, strict=True)
+        )
+        self.swin_stages = swin_stages
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cnn_maps = self.cnn(x)
+        finest = tokens = None
+        for level, (fmap, project, stage) in enumerate(
+            zip(cnn_maps, self.cnn_to_tokens, self.swin_stages, strict=True)
+        ):
+            cnn_tokens = project(fmap).permute(0, 2, 3, 1)
+            if level == 0:
+                tokens = finest = cnn_tokens + stage(cnn_tokens)
+            else:
+                tokens = stage(tokens) + cnn_tokens
+        return finest, tokens
+
+
+class DoubleLevelFusion(nn.Module):
+    """HiFormer's Double-Level Fusion: class tokens, position embeddings, one CrossViT block, norms.
+
+    Takes the finest and the coarsest token maps (``B x H x W x C``) and returns both as
+    ``B x C x H x W`` maps (class tokens removed).
+    """
+
+    def __init__(
+        self,
+        dims: tuple[int, int],
+        grid_sizes: tuple[int, int],
+        depth: tuple[int, int, int] = (1, 2, 0),
+        num_heads: tuple[int, int] = (6, 12),
+        mlp_ratio: tuple[float, float, float] = (2.0, 2.0, 1.0),
+        pos_embed: bool = True,
+    ):
+        super().__init__()
+        num_tokens = tuple(g * g for g in grid_sizes)
+        self.grid_sizes = grid_sizes
+        # The class token of a level is the mean of its layer-normed tokens.
+        self.class_token_norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
+        self.pos_embeds = (
+            nn.ParameterList(nn.Parameter(torch.zeros(1, 1 + n, d)) for n, d in zip(num_tokens, dims, strict=True))
+            if pos_embed
+            else None
+        )
+        self.cross_block = MultiScaleBlock(
+            dim=dims,
+            patches=num_tokens,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=True,
+            drop_path=[0.0] * (max(depth[:-1]) + depth[-1]),
+        )
+        self.out_norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
+        self.apply(_init_transformer_weights)
+        if self.pos_embeds is not None:
+            for p in self.pos_embeds:
+                trunc_normal_(p, std=0.02)
+
+    def forward(self, finest: torch.Tensor, coarsest: torch.Tensor) -> list[torch.Tensor]:
+        sequences = []
+        for i, tokens in enumerate((finest, coarsest)):
+            tokens = tokens.flatten(1, 2)
+            cls = self.class_token_norms[i](tokens).mean(dim=1, keepdim=True)
+            seq = torch.cat((cls, tokens), dim=1)
+            if self.pos_embeds is not None:
+                seq = seq + self.pos_embeds[i]
+            sequences.append(seq)
+        sequences = self.cross_block(sequences)
+        maps = []
+        for seq, norm, g in zip(sequences, self.out_norms, self.grid_sizes, strict=True):
+            patches = norm(seq[:, 1:])
+            maps.append(patches.transpose(1, 2).reshape(patches.shape[0], -1, g, g))
+        return maps
+
+
+def _init_transformer_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def conv_gn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
+        nn.GroupNorm(32, out_ch),
+        nn.ReLU(),
+    ]
+
+
+class TwoLevelDecoder(nn.Module):
+    """Brings both fused levels to the finest grid (1/4), adds them, then predicts at full size.
+
+    Finest level: conv3x3-GN-ReLU to 128 channels. Coarsest level: ``coarse_upsamplings`` times
+    (conv3x3-GN-ReLU to 128, bilinear x2). Sum, 1x1 conv to 16 + ReLU, bilinear x4, 3x3 conv head.
+    """
+
+    def __init__(self, fine_dim: int, coarse_dim: int, coarse_upsamplings: int, num_classes: int = 1, width: int = 128):
+        super().__init__()
+        self.fine_branch = nn.Sequential(*conv_gn_relu(fine_dim, width))
+        coarse: list[nn.Module] = []
+        for i in range(coarse_upsamplings):
+            coarse += conv_gn_relu(coarse_dim if i == 0 else width, width)
+            coarse.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+        self.coarse_branch = nn.Sequential(*coarse)
+        self.to_full_resolution = nn.Sequential(
+            nn.Conv2d(width, 16, kernel_size=1),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=4, mode="bilinear", align_corners=False),
+        )
+        self.head = nn.Conv2d(16, num_classes, kernel_size=3, padding=1)
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        x = self.fine_branch(fine) + self.coarse_branch(coarse)
+        return self.head(self.to_full_resolution(x))
+
+
+class HybridFusionSegmenter(nn.Module):
+    """Encoder -> double-level fusion -> decoder, for a fixed square input size."""
+
+    input_size = 224
+    display_name = "model"
+
+    def __init__(self, encoder: HybridPyramidEncoder, fusion: DoubleLevelFusion, decoder: TwoLevelDecoder):
+        super().__init__()
+        self.encoder = encoder
+        self.fusion = fusion
+        self.decoder = decoder
+        disable_fused_attention(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_size(x, self.input_size, self.display_name)
+        fine, coarse = self.fusion(*self.encoder(x))
+        return self.decoder(fine, coarse)

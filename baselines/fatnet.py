@@ -1,0 +1,196 @@
+"""FAT-Net: feature adaptive transformers for skin lesion segmentation.
+
+Wu et al., "FAT-Net: Feature adaptive transformers for automated skin lesion segmentation", Medical
+Image Analysis 2022. Reference implementation: https://github.com/SZUcsh/FAT-Net (``FAT_Net``).
+
+Two encoders read the 224 x 224 image: a ResNet-34 (timm ``resnet34`` stem and layers 1-4, without
+its max-pool, so the skips sit at 1/2, 1/4, 1/8 and the bottleneck at 1/16) and a DeiT-tiny
+(timm ``deit_tiny_distilled_patch16_224`` patch embedding and its 12 blocks, applied to the 196 patch
+tokens as the reference does: no class/distillation tokens, no position embedding, no final norm).
+The bottleneck concatenates both (the DeiT map lifted to 512 channels by a 1x1 conv), gates it with
+a squeeze-and-excitation block and projects it back to 512 channels. Each skip passes through a
+feature adaptation module (3x3 conv-ReLU + 1x1 conv-ReLU); as in the reference, ONE module per skip
+is applied 6, 4 and 2 times (shared weights) at 1/2, 1/4 and 1/8. Bottleneck decoder blocks add the
+adapted skips; a transposed conv and two 3x3 convs produce the logits at full resolution.
+
+Deliberate differences from the reference: the reference builds a fourth decoder block
+(``decoder1``, 4,640 parameters) that its forward never runs; it is left out here. The DeiT
+attention runs timm's explicit (non-fused) path, which computes the same thing, so that fvcore counts
+its matrix products as it does for the reference.
+
+Fixed to 224 x 224 inputs (the reference reshapes the DeiT tokens to a 14 x 14 map).
+
+Pretrained weights (never downloaded): ``pretrained_file`` (or its synonym ``resnet_file``) is a
+local ResNet-34 ImageNet state-dict file (timm or torchvision keys); ``deit_file`` is a local
+``deit_tiny_distilled_patch16_224`` checkpoint (timm keys, or the official DeiT release, whose
+weights sit under ``"model"``). Either may be given alone; without them the model starts from scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+
+from models.registry import register_model
+
+__all__ = ["FATNet", "fatnet"]
+
+IMAGE_SIZE = 224
+
+
+class FeatureAdaptation(nn.Module):
+    """FAM: ``relu(conv3x3(x)) + relu(conv1x1(x))`` at constant width."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv3 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=1)
+        self.act3 = nn.ReLU(inplace=True)
+        self.act1 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act3(self.conv3(x)) + self.act1(self.conv1(x))
+
+
+class RepeatedFeatureAdaptation(nn.Module):
+    """One :class:`FeatureAdaptation` applied ``repeats`` times (weights shared across repeats)."""
+
+    def __init__(self, channels: int, repeats: int):
+        super().__init__()
+        self.block = FeatureAdaptation(channels)
+        self.repeats = repeats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.repeats):
+            x = self.block(x)
+        return x
+
+
+class SqueezeExcitationGate(nn.Module):
+    """Bias-free SE gate (reduction 16): ``x * sigmoid(fc(relu(fc(avgpool(x)))))``."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(channels, channels // reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels // reduction, channels, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc(self.pool(x).flatten(1))
+        return x * gate[:, :, None, None]
+
+
+class BottleneckUpBlock(nn.Module):
+    """1x1 conv to C/4, 3x3 stride-2 transposed conv (x2), 1x1 conv to ``out_channels``; BN-ReLU each."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        mid = in_channels // 4
+        self.reduce = nn.Sequential(nn.Conv2d(in_channels, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(mid, mid, 3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+        )
+        self.expand = nn.Sequential(
+            nn.Conv2d(mid, out_channels, 1), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.expand(self.up(self.reduce(x)))
+
+
+class FATNet(nn.Module):
+    """FAT-Net with a 1-channel logit head; see the module docstring."""
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 1,
+        resnet_file: str | None = None,
+        deit_file: str | None = None,
+    ):
+        super().__init__()
+        resnet = _timm_backbone("resnet34", in_chans, resnet_file)
+        self.cnn_stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.act1)  # no max-pool
+        self.cnn_stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
+
+        deit = _timm_backbone("deit_tiny_distilled_patch16_224", in_chans, deit_file)
+        self.patch_embed = deit.patch_embed
+        self.transformer_blocks = deit.blocks
+        for block in self.transformer_blocks:
+            block.attn.fused_attn = False  # explicit softmax(QK^T)V: same maths, and fvcore counts it
+        tf_dim = deit.embed_dim
+
+        filters = (64, 128, 256, 512)
+        self.tokens_to_map = nn.Conv2d(tf_dim, filters[3], kernel_size=1)
+        self.fusion_gate = SqueezeExcitationGate(2 * filters[3])
+        self.fusion_proj = nn.Conv2d(2 * filters[3], filters[3], kernel_size=1)
+
+        self.skip_adapters = nn.ModuleList(
+            RepeatedFeatureAdaptation(c, r) for c, r in zip(filters[:3], (6, 4, 2), strict=True)
+        )
+        self.decoders = nn.ModuleList(BottleneckUpBlock(filters[i + 1], filters[i]) for i in reversed(range(3)))
+        self.head = nn.Sequential(
+            nn.ConvTranspose2d(filters[0], 32, 4, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, num_classes, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"FAT-Net accepts only {IMAGE_SIZE}x{IMAGE_SIZE} inputs, got {tuple(x.shape[-2:])}")
+        feat = self.cnn_stem(x)
+        skips = []
+        for stage in self.cnn_stages:
+            feat = stage(feat)
+            skips.append(feat)
+        cnn_bottleneck = skips.pop()
+
+        tokens = self.transformer_blocks(self.patch_embed(x))  # (B, 196, C)
+        grid = IMAGE_SIZE // 16
+        tf_map = tokens.transpose(1, 2).reshape(x.shape[0], -1, grid, grid)
+        fused = torch.cat([cnn_bottleneck, self.tokens_to_map(tf_map)], dim=1)
+        out = self.fusion_proj(self.fusion_gate(fused))
+
+        adapted = [adapter(skip) for adapter, skip in zip(self.skip_adapters, skips, strict=True)]
+        for decoder, skip in zip(self.decoders, reversed(adapted), strict=True):
+            out = decoder(out) + skip
+        return self.head(out)
+
+
+def _timm_backbone(name: str, in_chans: int, weights_file: str | None) -> nn.Module:
+    """A classifier-free timm model, optionally loaded from a local weight file (never downloaded)."""
+    if weights_file is None:
+        return timm.create_model(name, num_classes=0, in_chans=in_chans)
+    if not Path(weights_file).is_file():
+        raise FileNotFoundError(f"{name} weight file not found: {weights_file}")
+    return timm.create_model(
+        name,
+        num_classes=0,
+        in_chans=in_chans,
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(weights_file)),
+    )
+
+
+@register_model(family="Hybrid", display_name="FATNet", fixed_input_size=IMAGE_SIZE)
+def fatnet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """FAT-Net for 224 x 224 inputs.
+
+    ``pretrained_file`` / ``resnet_file``: optional local ResNet-34 ImageNet weights; ``deit_file``:
+    optional local DeiT-tiny-distilled weights. Nothing is downloaded.
+    """
+    resnet_file = kwargs.pop("resnet_file", None)
+    if pretrained_file is not None and resnet_file is not None and str(pretrained_file) != str(resnet_file):
+        raise ValueError("pass the ResNet-34 weights as pretrained_file or resnet_file, not both")
+    return FATNet(resnet_file=resnet_file or pretrained_file, **kwargs)

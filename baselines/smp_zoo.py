@@ -1,0 +1,127 @@
+"""Extra baselines from segmentation_models.pytorch (smp, qubvel-org/segmentation_models.pytorch).
+
+Not part of the paper's Table 7: well-known encoder-decoder models registered through the same registry
+(family "SMP") so that they run in the same harness:
+
+- ``smp_unet_resnet34``: ``Unet`` + resnet34; any H, W (the decoder resizes to each skip); 32 registered
+  as the minimum (one pixel at the deepest stage).
+- ``smp_unetplusplus_resnet34``: ``UnetPlusPlus`` + resnet34; H, W multiples of 32.
+- ``smp_deeplabv3plus_resnet50``: ``DeepLabV3Plus`` + resnet50 at output stride 16; multiples of 16.
+- ``smp_segformer_mitb1``: ``Segformer`` + mit_b1; multiples of 32.
+- ``smp``: any architecture and encoder (``arch``, ``encoder``); sizes as the chosen smp model.
+
+``smp`` is the generic form: ``create_model("smp", arch="FPN", encoder="resnet18")``; with no arguments
+it builds ``Unet`` + ``resnet34`` (the same model as ``smp_unet_resnet34``).
+
+Every model is built with ``encoder_weights=None`` (smp would otherwise download ImageNet weights),
+3 input channels and 1 output channel. ``pretrained_file`` is an optional local file holding a
+``state_dict`` of the *encoder* (e.g. a torchvision/timm ResNet ImageNet checkpoint, whose classifier
+``fc.*`` keys smp drops, or an NVlabs/smp ``mit_b1`` checkpoint); it is read with
+``torch.load(weights_only=True)`` and loaded into ``model.encoder`` strictly, so missing, unexpected or
+mis-shaped keys raise a ``ValueError`` that names the file and the encoder.
+
+Difference from plain smp: smp raises a ``RuntimeError`` when H or W is not a multiple of the encoder's
+output stride; the models built here raise a ``ValueError`` instead (a forward pre-hook performs
+the same check first), as the harness expects. The returned modules are ordinary smp models, so
+their ``state_dict`` is interchangeable with smp's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn as nn
+
+from models.registry import register_model
+
+__all__ = [
+    "smp_deeplabv3plus_resnet50",
+    "smp_model",
+    "smp_segformer_mitb1",
+    "smp_unet_resnet34",
+    "smp_unetplusplus_resnet34",
+]
+
+FAMILY = "SMP"
+
+
+def _require_divisible_input(model: nn.Module, args: tuple) -> None:
+    """Forward pre-hook: smp's own input-size check, raising ``ValueError`` instead of RuntimeError."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or not model.requires_divisible_input_shape:
+        return
+    stride = model.encoder.output_stride
+    h, w = args[0].shape[-2:]
+    if h % stride or w % stride:
+        raise ValueError(
+            f"{type(model).__name__} ({model.encoder.__class__.__name__}) needs input height and width "
+            f"divisible by {stride}; got {h}x{w} (pad the image to the next multiple)"
+        )
+
+
+def load_encoder_file(model: nn.Module, pretrained_file: str | Path, label: str) -> None:
+    """Load a local encoder ``state_dict`` file into ``model.encoder`` (strict, weights only)."""
+    path = Path(pretrained_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_file {str(path)!r} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not an encoder state_dict")
+    try:
+        # smp encoders drop their classifier keys (fc.*, head.*) themselves; everything else must match
+        model.encoder.load_state_dict(dict(state))
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not match the {label} encoder (strict load): {err}") from err
+
+
+def _build(arch: str, encoder: str, pretrained_file: str | Path | None, **kwargs) -> nn.Module:
+    if kwargs.get("encoder_weights") is not None:
+        raise ValueError(
+            "smp models here never download weights: leave encoder_weights unset and pass a local "
+            "pretrained_file instead"
+        )
+    kwargs.pop("encoder_weights", None)
+    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=1, **kwargs)
+    model.register_forward_pre_hook(_require_divisible_input)
+    if pretrained_file is not None:
+        load_encoder_file(model, pretrained_file, f"{arch}/{encoder}")
+    return model
+
+
+@register_model(name="smp", family=FAMILY, display_name="smp (generic)", min_input_size=32)
+def smp_model(arch: str = "Unet", encoder: str = "resnet34", pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """Any smp architecture/encoder pair, 3 -> 1 channels, random init (registered as ``smp``).
+
+    ``arch`` is an smp architecture name (``Unet``, ``UnetPlusPlus``, ``FPN``, ``DeepLabV3Plus``,
+    ``Segformer``, ...; case-insensitive), ``encoder`` an smp encoder name (``resnet18``, ``mit_b2``,
+    ``tu-<timm name>``, ...). Extra keyword arguments go to the smp model class (e.g.
+    ``decoder_channels``). ``pretrained_file``: optional local encoder state_dict, loaded strictly.
+    The registered ``min_input_size`` (32) is that of the default ``Unet``/``resnet34``.
+    """
+    return _build(arch, encoder, pretrained_file, **kwargs)
+
+
+@register_model(family=FAMILY, display_name="U-Net (ResNet-34, smp)", min_input_size=32)
+def smp_unet_resnet34(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """smp ``Unet`` with a ResNet-34 encoder (24.44 M params); accepts any H, W (decoder resizes)."""
+    return _build("Unet", "resnet34", pretrained_file, **kwargs)
+
+
+@register_model(family=FAMILY, display_name="UNet++ (ResNet-34, smp)", min_input_size=32)
+def smp_unetplusplus_resnet34(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """smp ``UnetPlusPlus`` with a ResNet-34 encoder (26.08 M params); H, W multiples of 32."""
+    return _build("UnetPlusPlus", "resnet34", pretrained_file, **kwargs)
+
+
+@register_model(family=FAMILY, display_name="DeepLabV3+ (ResNet-50, smp)", min_input_size=16)
+def smp_deeplabv3plus_resnet50(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """smp ``DeepLabV3Plus``, ResNet-50 encoder at output stride 16 (26.68 M params); H, W multiples of 16."""
+    return _build("DeepLabV3Plus", "resnet50", pretrained_file, **kwargs)
+
+
+@register_model(family=FAMILY, display_name="SegFormer (MiT-B1, smp)", min_input_size=32)
+def smp_segformer_mitb1(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+    """smp ``Segformer`` with a MiT-B1 encoder (13.68 M params); H, W multiples of 32."""
+    return _build("Segformer", "mit_b1", pretrained_file, **kwargs)

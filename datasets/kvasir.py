@@ -1,0 +1,17 @@
+"""Kvasir-SEG (Jha et al., 2020): 1000 polyp images with JPEG masks."""
+
+from __future__ import annotations
+
+from datasets.folder import Folder
+
+
+class Kvasir(Folder):
+    name = "kvasir"
+    display_name = "Kvasir-SEG"
+    layout = """\
+Kvasir-SEG/                  (--raw may point here or to a folder containing it)
+  images/<id>.jpg            1000 RGB JPEG images of varying size
+  masks/<id>.jpg             same file names; RGB JPEG masks, values near 0 and 255
+  kavsir_bboxes.json         (ignored)"""
+    mask_kind = "binary"
+    exts = (".jpg", ".jpeg", ".png")
