@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dyglbench-installed
 
-.PHONY: install test repro lint bench clean-venv
+.PHONY: install test repro lint bench profile clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,3 +27,9 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# make profile PROFILE=paper|quick: make configs/$(PROFILE).yaml the active params.yaml
+profile:
+	@test -f configs/$(PROFILE).yaml || { echo "no profile configs/$(PROFILE).yaml (have: $$(ls configs))"; exit 2; }
+	cp configs/$(PROFILE).yaml params.yaml
+	@echo "params.yaml is now the $(PROFILE) profile; run 'make repro'"

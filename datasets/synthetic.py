@@ -4,8 +4,10 @@ Each image shows a shaded, textured tissue-like background with vessel-like curv
 highlights (not part of the mask) and one to four lesions. Lesions are irregular blobs (random
 harmonics of the radius, anisotropic, with a rough boundary) whose radius is drawn log-uniformly
 from 2.5% to 28% of the image side, so small lesions are common. Their contrast to the background
-is low (about 10-35 grey levels against a background texture of similar amplitude) and their
-boundary is blurred, so the task is not solvable by thresholding.
+is moderate (about 20-85 grey levels, darker in most images, with their own texture) against a
+background whose shading, vignetting and texture vary by a similar amount, their boundary is
+blurred, and specular spots and vessel-like curves act as distractors, so the task is not solvable by
+thresholding.
 
 Pair i depends only on (seed, i), so the first k pairs of a larger set equal a set of size k.
 
@@ -89,8 +91,8 @@ def make_pair(seed: int, index: int, size: int = 224) -> tuple[np.ndarray, np.nd
         mask |= blob
         alpha = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), rng.uniform(0.8, 3.5))
         sign = -1.0 if rng.random() < 0.8 else 1.0
-        delta = sign * rng.uniform(14, 40) * rng.uniform([0.5, 0.8, 0.6], [1.0, 1.3, 1.2])
-        inner = rng.uniform(3, 9) * _smooth_noise(rng, size, size // 10, 3)
+        delta = sign * rng.uniform(35, 65) * rng.uniform([0.5, 0.8, 0.6], [1.0, 1.3, 1.2])
+        inner = rng.uniform(6, 14) * _smooth_noise(rng, size, size // 8, 3)
         img += alpha[..., None] * (delta.astype(np.float32) + inner)
 
     for _ in range(rng.integers(0, 3)):  # specular highlights

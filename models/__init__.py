@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 _discovered = False
+
+
+def discover_one(name: str) -> None:
+    """Import the module most likely to register ``name``: ``models.dyglnet`` for DyGLNet and its
+    variants, else ``baselines/<name>.py`` if that file exists."""
+    if name.startswith("dyglnet"):
+        importlib.import_module("models.dyglnet")
+    elif importlib.util.find_spec(f"baselines.{name}") is not None:
+        importlib.import_module(f"baselines.{name}")
 
 
 def discover() -> None:
@@ -24,4 +34,4 @@ def discover() -> None:
 
 from models.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
 
-__all__ = ["ModelInfo", "create_model", "discover", "list_models", "model_info", "register_model"]
+__all__ = ["ModelInfo", "create_model", "discover", "discover_one", "list_models", "model_info", "register_model"]

@@ -66,6 +66,18 @@ def _ensure_discovered() -> None:
     discover()
 
 
+def _find(name: str) -> ModelInfo | None:
+    """Look ``name`` up, importing as little as possible: the pipeline starts one process per stage,
+    and importing every baseline (timm, smp, ...) costs seconds of CPU each time."""
+    from models import discover_one
+
+    if name not in _REGISTRY:
+        discover_one(name)
+    if name not in _REGISTRY:
+        _ensure_discovered()
+    return _REGISTRY.get(name)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of the registered models matching a shell-style ``pattern``."""
     _ensure_discovered()
@@ -74,10 +86,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     """Registry metadata of ``name`` (family, display name, accepted input sizes)."""
-    _ensure_discovered()
-    if name not in _REGISTRY:
+    info = _find(name)
+    if info is None:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return info
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

@@ -18,6 +18,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_FORMAT = "dyglbench-checkpoint-v1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class CheckpointError(RuntimeError):
@@ -49,6 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -74,6 +77,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_link(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Make ``target`` another name of the file ``source`` (a hard link, a copy where links fail),
+    replacing ``target`` atomically. Later atomic rewrites of ``source`` leave ``target`` untouched."""
+    source, target = Path(source), Path(target)
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        atomic_write_bytes(target, source.read_bytes())
+        return
+    os.replace(tmp, target)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -40,6 +40,7 @@ from datasets.torch_data import SegmentationArrays, build_transforms, seed_trans
 from models import create_model
 from pipeline.common import (
     CheckpointError,
+    atomic_link,
     atomic_write_bytes,
     atomic_write_json,
     interactive,
@@ -314,7 +315,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             }
             save_checkpoint(out / "last.pt", state)
             if improved:
-                save_checkpoint(out / "best.pt", state)
+                atomic_link(out / "last.pt", out / "best.pt")  # same bytes: no second serialisation
             _write_log(out / "log.csv", log_rows)
             print(
                 f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.2e} loss {row['train_loss']:.4f} "

@@ -84,7 +84,8 @@ def to_latex(cells: pd.DataFrame, ranks: pd.DataFrame, caption: str, label: str)
     )
 
 
-def _family_key(family: str) -> int:
+def family_rank(family: str) -> int:
+    """Position of a model family in the paper's row order (unknown families go with "Other")."""
     return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else FAMILY_ORDER.index("Other")
 
 
@@ -98,7 +99,7 @@ def wide_table(
 ):
     """(means, stds, n) frames: rows (family, model display name), columns (dataset, metric label)."""
     sub = agg[agg["dataset"].isin(datasets) & agg["model"].isin(models) & agg["metric"].isin(metrics)]
-    order = sorted(models, key=lambda m: (_family_key(model_rows[m][0]), models.index(m)))
+    order = sorted(models, key=lambda m: (family_rank(model_rows[m][0]), models.index(m)))
     row_index = pd.MultiIndex.from_tuples([model_rows[m] for m in order], names=["Family", "Model"])
     col_index = pd.MultiIndex.from_tuples(
         [(dataset_names[d], METRIC_LABELS[m]) for d in datasets for m in metrics], names=["Dataset", "Metric"]
