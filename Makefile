@@ -16,8 +16,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# dvc.yaml runs `python -m ...`: put the project's interpreter first on PATH for every stage.
 repro: $(STAMP)
-	$(VENV)/bin/dvc repro
+	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -44,6 +44,8 @@ from timm.models.crossvit import MultiScaleBlock
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint_filter_fn
 
+from models.shapes import check_fixed_size
+
 PathLike = str | os.PathLike
 
 SWIN_TINY_DIMS = (96, 192, 384, 768)
@@ -56,14 +58,6 @@ def disable_fused_attention(module: nn.Module) -> None:
     for sub in module.modules():
         if hasattr(sub, "fused_attn"):
             sub.fused_attn = False
-
-
-def check_input_size(x: torch.Tensor, size: int, model_name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``B x C x size x size``."""
-    if tuple(x.shape[-2:]) != (size, size):
-        raise ValueError(
-            f"{model_name} accepts only {size} x {size} inputs (fixed_input_size={size}); got {tuple(x.shape[-2:])}"
-        )
 
 
 def resolve_weight_files(
@@ -310,6 +304,6 @@ class HybridFusionSegmenter(nn.Module):
         disable_fused_attention(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input_size(x, self.input_size, self.display_name)
+        check_fixed_size(x, self.input_size, self.display_name)
         fine, coarse = self.fusion(*self.encoder(x))
         return self.decoder(fine, coarse)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import register_model
+from models.shapes import check_divisible
 
 __all__ = ["CMUNeXt", "cmunext_l"]
 
@@ -111,9 +112,7 @@ class CMUNeXt(nn.Module):
         self.head = nn.Conv2d(dims[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if h % _DIVISOR or w % _DIVISOR:
-            raise ValueError(f"CMUNeXt-L needs H and W divisible by {_DIVISOR}, got {h}x{w}")
+        check_divisible(x, _DIVISOR, "CMUNeXt-L")
         x = self.stem(x)
         skips = []
         for i, stage in enumerate(self.encoder):

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import register_model
+from models.shapes import check_fixed_size
 
 __all__ = ["FATNet", "fatnet"]
 
@@ -147,8 +148,7 @@ class FATNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"FAT-Net accepts only {IMAGE_SIZE}x{IMAGE_SIZE} inputs, got {tuple(x.shape[-2:])}")
+        check_fixed_size(x, IMAGE_SIZE, "FAT-Net")
         feat = self.cnn_stem(x)
         skips = []
         for stage in self.cnn_stages:

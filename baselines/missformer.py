@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import register_model
+from models.shapes import check_fixed_size
 
 ENCODER_DIMS = (64, 128, 320, 512)
 ENCODER_HEADS = (1, 2, 5, 8)
@@ -350,10 +351,7 @@ class MISSFormer(nn.Module):
             xavier_init(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
-            raise ValueError(
-                f"MISSFormer accepts only {self.img_size} x {self.img_size} inputs, got {tuple(x.shape[-2:])}"
-            )
+        check_fixed_size(x, self.img_size, "MISSFormer")
         skips = self.bridge(self.encoder(x))
         size = self.img_size // 32
         x = self.bottleneck_expand(skips[3], size, size)

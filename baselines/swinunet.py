@@ -32,6 +32,7 @@ from timm.layers import calculate_drop_path_rates, trunc_normal_
 from timm.models.swin_transformer import SwinTransformer, SwinTransformerStage
 
 from models.registry import register_model
+from models.shapes import check_fixed_size
 
 
 class PatchExpand(nn.Module):
@@ -134,10 +135,7 @@ class SwinUnet(nn.Module):
             module.apply(_init_linear_and_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
-            raise ValueError(
-                f"Swin-Unet accepts only {self.img_size} x {self.img_size} inputs, got {tuple(x.shape[-2:])}"
-            )
+        check_fixed_size(x, self.img_size, "Swin-Unet")
         x = self.encoder.patch_embed(x)  # B, H/4, W/4, C
         skips = []
         for stage in self.encoder.layers:

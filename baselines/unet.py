@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import register_model
+from models.shapes import check_divisible
 
 __all__ = ["UNet", "unet"]
 
@@ -55,16 +56,6 @@ class UpStage(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([skip, self.upsample(x)], dim=1))
-
-
-def check_divisible(x: torch.Tensor, divisor: int, model_name: str) -> None:
-    """Raise a ``ValueError`` unless the spatial size of ``x`` is a multiple of ``divisor``."""
-    h, w = x.shape[-2:]
-    if h % divisor or w % divisor:
-        raise ValueError(
-            f"{model_name} needs input height and width divisible by {divisor}; got {h}x{w} "
-            "(pad the image to the next multiple)"
-        )
 
 
 class UNet(nn.Module):

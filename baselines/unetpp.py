@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from models.registry import register_model
+from models.shapes import check_divisible
 
 __all__ = ["UNetPlusPlus", "unetpp"]
 
@@ -33,16 +34,6 @@ class VGGBlock(nn.Sequential):
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
-        )
-
-
-def check_divisible(x: torch.Tensor, divisor: int, model_name: str) -> None:
-    """Raise a ``ValueError`` unless the spatial size of ``x`` is a multiple of ``divisor``."""
-    h, w = x.shape[-2:]
-    if h % divisor or w % divisor:
-        raise ValueError(
-            f"{model_name} needs input height and width divisible by {divisor}; got {h}x{w} "
-            "(pad the image to the next multiple)"
         )
 
 

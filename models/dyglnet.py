@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from timm.layers import SqueezeExcite
 
 from models.registry import register_model
+from models.shapes import check_divisible
 
 Upsampler = Literal["dysample", "bilinear", "tconv"]
 AttnNorm = Literal["dyt", "batchnorm", "groupnorm", "none"]
@@ -373,12 +374,7 @@ class DyGLNet(nn.Module):
         self.head = nn.Conv2d(skips[-1], cfg.num_classes, 1)
 
     def forward(self, x):
-        h, w = x.shape[-2:]
-        if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(
-                f"DyGLNet needs input height and width divisible by {self.size_divisor} "
-                f"(e.g. 64, 128, 224, 256); got {h} x {w}"
-            )
+        check_divisible(x, self.size_divisor, "DyGLNet")
         skip_full, skip_half, x = self.stem(x)
         skip_quarter = x = self.stages[0](x)
         skip_eighth = x = self.stages[1](x)

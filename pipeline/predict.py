@@ -21,6 +21,7 @@ from datasets.reader import load_image
 from datasets.torch_data import build_transforms
 from pipeline.common import CheckpointError, atomic_write_bytes, interactive, resolve_device
 from pipeline.evaluate import load_model_from_checkpoint
+from pipeline.prepare import resize_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -28,8 +29,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 def predict_mask(model: torch.nn.Module, image: np.ndarray, transform, size: int, device) -> np.ndarray:
     """Boolean mask at the image's own size for one RGB uint8 image."""
     h, w = image.shape[:2]
-    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR)
-    tensor = transform(image=resized)["image"]
+    resized = resize_image(image, size)  # as pipeline.prepare resized the training images
+    normalised = transform(image=resized)["image"]  # H x W x 3 float32
+    tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
     with torch.no_grad():
         logits = model(tensor[None].to(device))[0, 0].float().cpu().numpy()
     # Resize the logits, not the thresholded mask, so that boundaries stay smooth at full size.
