@@ -297,6 +297,8 @@ def significance_report(per_image: pd.DataFrame, reference: str) -> str:
     if reference not in set(per_image["model"]):
         return "\n".join(lines + [f"The reference model {reference!r} was not run.", ""])
     result = wilcoxon_vs_reference(per_image, reference)
+    order = {m: i for i, m in enumerate(family_sorted(list(dict.fromkeys(per_image["model"]))))}
+    result = result.sort_values("model", key=lambda col: col.map(order), kind="stable")
     for dataset, group in result.groupby("dataset", sort=False):
         table = pd.DataFrame(
             {
