@@ -37,12 +37,12 @@ def latency_ms(model: torch.nn.Module, size: int, device: torch.device, repeats:
     return statistics.median(times)
 
 
-def measure(name: str, size: int = 224, repeats: int = 5) -> dict:
+def measure(name: str, size: int = 224, repeats: int = 5, model_kwargs: dict | None = None) -> dict:
     """Parameters, fvcore GFLOPs and latency of a freshly built model (random weights)."""
     info = model_info(name)
     size = info.fixed_input_size or size
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, **(model_kwargs or {}))
     row = {
         "model": name,
         "display_name": info.display_name,
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=params.get("size", 224))
     parser.add_argument("--repeats", type=int, default=params.get("repeats", 5))
     args = parser.parse_args(argv)
-    row = measure(args.model, args.size, args.repeats)
+    # The builder arguments the model is trained with (params.yaml models.<name>.model_kwargs).
+    model_kwargs = (load_params("models").get(args.model) or {}).get("model_kwargs", {})
+    row = measure(args.model, args.size, args.repeats, model_kwargs)
     atomic_write_json(args.out, row)
     print(
         f"{args.model}: {row['params'] / 1e6:.3f} M params, {row['gflops_fvcore']:.3f} GFLOPs, "

@@ -286,7 +286,7 @@ def paper_vs_ours(agg, complexity: pd.DataFrame, datasets, models) -> str:
     return "\n".join(lines)
 
 
-def significance_report(per_image: pd.DataFrame, reference: str) -> str:
+def significance_report(per_image: pd.DataFrame, reference: str, models: list[str]) -> str:
     lines = [
         "# Significance: paired Wilcoxon signed-rank tests",
         "",
@@ -297,7 +297,7 @@ def significance_report(per_image: pd.DataFrame, reference: str) -> str:
     if reference not in set(per_image["model"]):
         return "\n".join(lines + [f"The reference model {reference!r} was not run.", ""])
     result = wilcoxon_vs_reference(per_image, reference)
-    order = {m: i for i, m in enumerate(family_sorted(list(dict.fromkeys(per_image["model"]))))}
+    order = {m: i for i, m in enumerate(family_sorted(models))}
     result = result.sort_values("model", key=lambda col: col.map(order), kind="stable")
     for dataset, group in result.groupby("dataset", sort=False):
         table = pd.DataFrame(
@@ -399,7 +399,7 @@ def write_reports(
     files["complexity.md"], files["complexity.tex"] = complexity_report(agg, complexity, models)
     files["paper_vs_ours.md"] = paper_vs_ours(agg, complexity, datasets, models)
     seed_mean = per_image.groupby(["dataset", "model", "id"], as_index=False)["dice"].mean()
-    files["significance.md"] = significance_report(seed_mean, reference)
+    files["significance.md"] = significance_report(seed_mean, reference, models)
     bubbles = bubble_rows(agg, complexity, models)
     files["bubble.png"] = figure_bytes(bubble_chart(bubbles), "png")
     files["bubble.pdf"] = figure_bytes(bubble_chart(bubbles), "pdf")
