@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from datasets import DatasetError
 from datasets.torch_data import SegmentationArrays, build_transforms
 from models import create_model
 from pipeline.common import (
@@ -33,7 +34,7 @@ from pipeline.common import (
     load_params,
     resolve_device,
 )
-from pipeline.metrics import ALL_METRICS, PAPER_METRICS, image_metrics, summarize
+from pipeline.metrics import ALL_METRICS, PAPER_METRICS, binarize_logits, image_metrics, summarize
 
 
 def load_model_from_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -79,13 +80,14 @@ def evaluate(
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - t0
-            batch = image_metrics(logits.cpu(), masks)
+            preds = binarize_logits(logits.cpu())
+            batch = image_metrics(preds, masks)
             for name in ALL_METRICS:
                 rows[name].extend(batch[name].tolist())
             if save_predictions:
-                preds = (torch.sigmoid(logits.float()) > 0.5).squeeze(1).cpu().numpy().astype(np.uint8) * 255
-                for image_id, pred in zip(ids[done : done + len(preds)], preds, strict=True):
-                    ok, png = cv2.imencode(".png", pred)
+                pngs = preds.squeeze(1).numpy().astype(np.uint8) * 255
+                for image_id, pred in zip(ids[done : done + len(pngs)], pngs, strict=True):
+                    _, png = cv2.imencode(".png", pred)
                     atomic_write_bytes(pred_dir / f"{image_id}.png", png.tobytes())
             done += len(images)
 
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             args.bootstrap,
             save_predictions=not args.no_predictions,
         )
-    except CheckpointError as err:
+    except (CheckpointError, DatasetError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from err
     return 0
 

@@ -74,9 +74,13 @@ def hd95(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.percentile(distances, 95))
 
 
-def image_metrics(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> dict[str, np.ndarray]:
-    """All metrics per image from logits (N, 1, H, W) and a target in [0, 1] of the same shape."""
-    pred = torch.sigmoid(logits.float()) > threshold
+def binarize_logits(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The predicted mask: sigmoid(logits) > threshold."""
+    return torch.sigmoid(logits.float()) > threshold
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """All metrics per image from a boolean prediction (N, 1, H, W) and a target in [0, 1] of the same shape."""
     truth = target > 0.5
     metrics = overlap_metrics(pred, truth)
     pred_np, truth_np = pred[:, 0].cpu().numpy(), truth[:, 0].cpu().numpy()

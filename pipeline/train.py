@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from datasets import DatasetError
 from datasets.splits import resolve_selection
 from datasets.torch_data import SegmentationArrays, build_transforms, seed_transform, seed_worker
 from models import create_model
@@ -52,7 +53,7 @@ from pipeline.common import (
     seed_everything,
     set_rng_state,
 )
-from pipeline.metrics import overlap_metrics
+from pipeline.metrics import binarize_logits, overlap_metrics
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_dice", "val_dice", "val_loss", "seconds"]
 
@@ -200,7 +201,7 @@ def validate(model: nn.Module, loader, criterion, device) -> tuple[float, float]
         logits = model(images)
         loss_sum += criterion(logits, masks).item() * len(images)
         n += len(images)
-        dices.append(overlap_metrics(torch.sigmoid(logits.float()) > 0.5, masks > 0.5)["dice"])
+        dices.append(overlap_metrics(binarize_logits(logits), masks > 0.5)["dice"])
     if n == 0:
         return float("nan"), float("nan")
     return float(np.concatenate(dices).mean()), loss_sum / n
@@ -266,7 +267,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = net(images)
                 loss = criterion(logits, masks)
-            batch_dice = overlap_metrics(torch.sigmoid(logits.detach().float()) > 0.5, masks > 0.5)["dice"].sum()
+            batch_dice = overlap_metrics(binarize_logits(logits.detach()), masks > 0.5)["dice"].sum()
             total_loss, total_dice, total_n = all_reduce_sum(
                 [loss.item() * len(images), batch_dice, len(images)], device
             )
@@ -391,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         train(cfg, resume=args.resume)
-    except (CheckpointError, FloatingPointError, FileNotFoundError) as err:
+    except (CheckpointError, DatasetError, FloatingPointError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from err
     return 0
 

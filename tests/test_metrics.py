@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import hd95, image_metrics, overlap_metrics, summarize
+from pipeline.metrics import binarize_logits, hd95, image_metrics, overlap_metrics, summarize
 
 
 def masks(*rows):
@@ -56,7 +56,7 @@ def test_hd95_of_shifted_square():
 def test_image_metrics_threshold_logits_at_half():
     logits = torch.tensor([[[[2.0, -2.0], [0.1, -0.1]]]])
     target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
-    m = image_metrics(logits, target)
+    m = image_metrics(binarize_logits(logits), target)
     assert m["dice"][0] == 1.0 and m["hd95"][0] == 0.0
 
 
