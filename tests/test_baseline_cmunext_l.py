@@ -14,9 +14,6 @@ def model():
     return cmunext_l()
 
 
-def test_parameter_count_matches_reference(model):
-    assert sum(p.numel() for p in model.parameters()) == 8_286_721
-
 
 def test_forward_backward_at_min_size(model):
     size = (MIN_SIZE, MIN_SIZE)
