@@ -14,7 +14,6 @@ def model():
     return dcsaunet()
 
 
-
 def test_forward_backward_at_min_size(model):
     size = (MIN_SIZE, MIN_SIZE)
     model.train()
