@@ -32,152 +32,42 @@ switched off), as in the references, so that fvcore counts the attention FLOPs.
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping, Sequence
-
 import torch
 import torch.nn as nn
 from timm.layers import trunc_normal_
-from timm.models import load_state_dict as timm_load_state_dict
 from timm.models.crossvit import MultiScaleBlock
-from timm.models.swin_transformer import SwinTransformer
-from timm.models.swin_transformer import checkpoint_filter_fn as swin_checkpoint_filter_fn
 
+from baselines._swin_parts import SWIN_TINY_DIMS, SwinTinyStages, disable_fused_attention, init_linear_and_norm
 from models.shapes import check_fixed_size
 
-PathLike = str | os.PathLike
-
-SWIN_TINY_DIMS = (96, 192, 384, 768)
-SWIN_TINY_DEPTHS = (2, 2, 6, 2)
-SWIN_TINY_HEADS = (3, 6, 12, 24)
-
-
-def disable_fused_attention(module: nn.Module) -> None:
-    """Make every timm attention layer in ``module`` use explicit matmuls (counted by fvcore)."""
-    for sub in module.modules():
-        if hasattr(sub, "fused_attn"):
-            sub.fused_attn = False
-
-
-def resolve_weight_files(
-    model_name: str,
-    pretrained_file: PathLike | Mapping[str, PathLike] | None,
-    names: Sequence[str],
-    default_name: str | None = None,
-    **explicit: PathLike | None,
-) -> dict[str, str]:
-    """Merge ``pretrained_file`` (a path or a mapping ``{name: path}``) and ``<name>_file=`` keywords.
-
-    A plain path is accepted only when ``default_name`` says which backbone it belongs to. Returns
-    ``{name: path}`` for the backbones that were given a file.
-    """
-    files: dict[str, str] = {}
-    if isinstance(pretrained_file, Mapping):
-        for key, path in pretrained_file.items():
-            name = key[: -len("_file")] if key.endswith("_file") else key
-            if name not in names:
-                raise ValueError(f"{model_name}: unknown backbone {key!r} in pretrained_file; use {list(names)}")
-            if path is not None:
-                files[name] = os.fspath(path)
-    elif pretrained_file is not None:
-        if default_name is None:
-            raise TypeError(
-                f"{model_name} loads {len(names)} backbones: pass pretrained_file as a mapping "
-                f"{{{', '.join(repr(n) + ': path' for n in names)}}} or the keywords "
-                f"{', '.join(n + '_file=' for n in names)}"
-            )
-        files[default_name] = os.fspath(pretrained_file)
-    for name, path in explicit.items():
-        if path is None:
-            continue
-        if name in files and files[name] != os.fspath(path):
-            raise ValueError(f"{model_name}: {name} weights given twice ({files[name]!r} and {path!r})")
-        files[name] = os.fspath(path)
-    return files
-
-
-def load_matching_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
-    """Strictly load the entries of ``state_dict`` that belong to ``module`` (others are ignored).
-
-    Every parameter and persistent buffer of ``module`` must be present, so a wrong file fails
-    loudly instead of leaving the backbone randomly initialised.
-    """
-    wanted = module.state_dict().keys()
-    subset = {k: v for k, v in state_dict.items() if k in wanted}
-    missing = [k for k in wanted if k not in subset and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise ValueError(f"{what}: the weight file lacks {len(missing)} tensors, e.g. {missing[:3]}")
-    module.load_state_dict(subset, strict=False)
-
-
-def swin_tiny_stages(
-    num_stages: int, weights_file: PathLike | None = None, drop_path_rate: float = 0.1
-) -> nn.Sequential:
-    """The first ``num_stages`` stages of timm's Swin-T (224 input, window 7), without patch embedding.
-
-    Stage ``i > 0`` starts with the patch merging that the original Swin code puts at the end of stage
-    ``i - 1``. Stochastic depth grows linearly to ``drop_path_rate`` over the kept blocks, as in the
-    references. ``weights_file`` is a local Swin-T ImageNet checkpoint in timm's or in Microsoft's
-    original layout (``.pth``/``.pt``/``.bin`` or ``.safetensors``; a ``"model"`` wrapper is fine).
-    """
-    swin = SwinTransformer(
-        img_size=224,
-        patch_size=4,
-        embed_dim=SWIN_TINY_DIMS[0],
-        depths=SWIN_TINY_DEPTHS[:num_stages],
-        num_heads=SWIN_TINY_HEADS[:num_stages],
-        window_size=7,
-        drop_path_rate=drop_path_rate,
-        num_classes=0,
-    )
-    stages = swin.layers
-    if weights_file is not None:
-        state = timm_load_state_dict(os.fspath(weights_file))
-        # Drop the blocks of stages we do not build before timm's converter looks them up.
-        state = {
-            k: v
-            for k, v in state.items()
-            if not ((m := re.match(r"layers\.(\d+)\.blocks\.", k)) and int(m.group(1)) >= num_stages)
-        }
-        state = swin_checkpoint_filter_fn(state, swin)
-        state = {k[len("layers.") :]: v for k, v in state.items() if k.startswith("layers.")}
-        load_matching_weights(stages, state, f"Swin-T weights {os.fspath(weights_file)!r}")
-    return stages
+INPUT_SIZE = 224
 
 
 class HybridPyramidEncoder(nn.Module):
-    """CNN levels and Swin stages added level by level; returns the finest and coarsest token maps.
+    """CNN levels and Swin-T stages added level by level; returns the finest and coarsest token maps.
 
-    ``cnn`` maps the image to one feature map per level. Level 0: the projected CNN map ``c0`` feeds
-    Swin stage 0 and the result is ``c0 + stage0(c0)``. Level ``i > 0``:
+    ``cnn`` maps the image to one feature map per level (``cnn.channels`` channels each). Level 0: the
+    projected CNN map ``c0`` feeds Swin stage 0 and the result is ``c0 + stage0(c0)``. Level ``i > 0``:
     ``stage_i(previous) + projected CNN map i`` (``stage_i`` starts with a patch merging).
     Token maps are channels-last (``B x H x W x C``), as timm's Swin stages expect.
     """
 
-    def __init__(
-        self,
-        cnn: nn.Module,
-        cnn_channels: Sequence[int],
-        swin_stages: nn.Sequential,
-        swin_dims: Sequence[int],
-        projection_stride: int = 1,
-    ):
+    def __init__(self, cnn: nn.Module, num_stages: int, projection_stride: int = 1):
         super().__init__()
-        if not (len(cnn_channels) == len(swin_stages) == len(swin_dims)):
-            raise ValueError("need one CNN level and one projection per Swin stage")
+        if len(cnn.channels) != num_stages:
+            raise ValueError("need one CNN level per Swin stage")
         self.cnn = cnn
         self.cnn_to_tokens = nn.ModuleList(
             nn.Conv2d(c, d, kernel_size=1, stride=projection_stride)
-            for c, d in zip(cnn_channels, swin_dims, strict=True)
+            for c, d in zip(cnn.channels, SWIN_TINY_DIMS[:num_stages], strict=True)
         )
-        self.swin_stages = swin_stages
+        self.swin = SwinTinyStages(num_stages)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cnn_maps = self.cnn(x)
         finest = tokens = None
         for level, (fmap, project, stage) in enumerate(
-            zip(cnn_maps, self.cnn_to_tokens, self.swin_stages, strict=True)
+            zip(cnn_maps, self.cnn_to_tokens, self.swin.layers, strict=True)
         ):
             cnn_tokens = project(fmap).permute(0, 2, 3, 1)
             if level == 0:
@@ -223,7 +113,7 @@ class DoubleLevelFusion(nn.Module):
             drop_path=[0.0] * (max(depth[:-1]) + depth[-1]),
         )
         self.out_norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
-        self.apply(_init_transformer_weights)
+        self.apply(init_linear_and_norm)
         if self.pos_embeds is not None:
             for p in self.pos_embeds:
                 trunc_normal_(p, std=0.02)
@@ -243,16 +133,6 @@ class DoubleLevelFusion(nn.Module):
             patches = norm(seq[:, 1:])
             maps.append(patches.transpose(1, 2).reshape(patches.shape[0], -1, g, g))
         return maps
-
-
-def _init_transformer_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def conv_gn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
@@ -291,19 +171,33 @@ class TwoLevelDecoder(nn.Module):
 
 
 class HybridFusionSegmenter(nn.Module):
-    """Encoder -> double-level fusion -> decoder, for a fixed square input size."""
+    """``cnn`` + the first ``num_swin_stages`` Swin-T stages -> double-level fusion of the finest (1/4) and
+    the coarsest level -> decoder; for 224 x 224 inputs (position embeddings and Swin windows are built
+    for it). HiFormer-B and BEFUnet differ only in their CNN branch and in the number of stages."""
 
-    input_size = 224
-    display_name = "model"
-
-    def __init__(self, encoder: HybridPyramidEncoder, fusion: DoubleLevelFusion, decoder: TwoLevelDecoder):
+    def __init__(
+        self,
+        cnn: nn.Module,
+        num_swin_stages: int,
+        display_name: str,
+        num_classes: int = 1,
+        projection_stride: int = 1,
+        cross_pos_embed: bool = True,
+    ):
         super().__init__()
-        self.encoder = encoder
-        self.fusion = fusion
-        self.decoder = decoder
+        self.display_name = display_name
+        fine, coarse = SWIN_TINY_DIMS[0], SWIN_TINY_DIMS[num_swin_stages - 1]
+        coarse_upsamplings = num_swin_stages - 1
+        self.encoder = HybridPyramidEncoder(cnn, num_swin_stages, projection_stride)
+        self.fusion = DoubleLevelFusion(
+            dims=(fine, coarse),
+            grid_sizes=(INPUT_SIZE // 4, INPUT_SIZE // 4 // 2**coarse_upsamplings),
+            pos_embed=cross_pos_embed,
+        )
+        self.decoder = TwoLevelDecoder(fine, coarse, coarse_upsamplings, num_classes=num_classes)
         disable_fused_attention(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_fixed_size(x, self.input_size, self.display_name)
+        check_fixed_size(x, INPUT_SIZE, self.display_name)
         fine, coarse = self.fusion(*self.encoder(x))
         return self.decoder(fine, coarse)

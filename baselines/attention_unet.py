@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from baselines._cnn_parts import ConvBnReLU, DoubleConv
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_divisible
 
@@ -25,26 +27,11 @@ __all__ = ["AttentionUNet", "attention_unet"]
 SIZE_DIVISOR = 16  # four 2x2 max-pools
 
 
-def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    ]
-
-
-class DoubleConv(nn.Sequential):
-    """Two (3x3 conv -> BatchNorm -> ReLU) layers."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(*conv_bn_relu(in_channels, out_channels), *conv_bn_relu(out_channels, out_channels))
-
-
 class NearestUpConv(nn.Sequential):
     """Nearest-neighbour x2 upsampling followed by a 3x3 conv -> BatchNorm -> ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), *conv_bn_relu(in_channels, out_channels))
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), *ConvBnReLU(in_channels, out_channels))
 
 
 class AttentionGate(nn.Module):
@@ -111,11 +98,7 @@ class AttentionUNet(nn.Module):
 
 
 @register_model(family="CNN", display_name="AttentionUnet", min_input_size=SIZE_DIVISOR)
-def attention_unet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """Attention U-Net (34.88 M params); H and W must be multiples of 16.
-
-    Trained from scratch: ``pretrained_file`` must be None (there is no ImageNet backbone).
-    """
-    if pretrained_file is not None:
-        raise ValueError("attention_unet has no pretrained backbone and trains from scratch; pass pretrained_file=None")
-    return AttentionUNet(**kwargs)
+def attention_unet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """Attention U-Net (34.88 M params); H and W must be multiples of 16. Trained from scratch (no ImageNet
+    backbone)."""
+    return build_model_with_cfg(AttentionUNet, "attention_unet", {}, pretrained_file, **kwargs)

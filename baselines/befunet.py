@@ -22,32 +22,22 @@ Differences from the reference:
   to the tokens in every forward pass (``cross_pos_embed=True``), so they are live;
 * a central-difference convolution is applied as one convolution with its equivalent kernel (the
   reference runs a 3x3 and a 1x1 convolution and subtracts; identical result);
-* one output channel; the edge branch starts from random weights unless ``pidinet_file`` is given
-  (the reference always loads its BSDS-trained ``table5_pidinet-small.pth``).
+* one output channel; the edge branch starts from random weights unless a PiDiNet file is given
+  (``pretrained_file={"pidinet": path}``; the reference always loads its BSDS-trained
+  ``table5_pidinet-small.pth``).
 
 Fixed to 224 x 224 inputs.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines._crossvit_fusion import (
-    SWIN_TINY_DIMS,
-    DoubleLevelFusion,
-    HybridFusionSegmenter,
-    HybridPyramidEncoder,
-    PathLike,
-    TwoLevelDecoder,
-    load_matching_weights,
-    resolve_weight_files,
-    swin_tiny_stages,
-)
+from baselines._crossvit_fusion import HybridFusionSegmenter
+from baselines._swin_parts import swin_tiny_pretrained_cfg
+from models.pretrained import PretrainedCfg, PretrainedFile, StateDict, build_model_with_cfg
 from models.registry import register_model
 
 INPUT_SIZE = 224
@@ -124,7 +114,7 @@ class PiDiNetSmallLevels(nn.Module):
     channels = (30, 60, 120, 120)
     modes = ("cd", "ad", "rd", "cv")
 
-    def __init__(self, weights_file: PathLike | None = None):
+    def __init__(self):
         super().__init__()
         c = self.channels
         first = [pixel_difference_conv(3, c[0], self.modes[0])]
@@ -135,8 +125,6 @@ class PiDiNetSmallLevels(nn.Module):
             blocks += [PixelDifferenceBlock(width, width, m) for m in self.modes[1:]]
             levels.append(nn.Sequential(*blocks))
         self.levels = nn.ModuleList(levels)
-        if weights_file is not None:
-            self.load_pidinet_checkpoint(weights_file)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
@@ -145,78 +133,57 @@ class PiDiNetSmallLevels(nn.Module):
             outs.append(x)
         return outs
 
-    def load_pidinet_checkpoint(self, path: PathLike) -> None:
-        """Load an official PiDiNet-small checkpoint (``{"state_dict": {"module.block1_1.conv1.weight":
-        ...}}``, e.g. BEFUnet's ``weights/table5_pidinet-small.pth``); its edge heads are ignored."""
-        ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else ckpt
-        part_names = {"conv1": "depthwise", "conv2": "pointwise", "shortcut": "shortcut"}
-        mapped = {}
-        for key, value in state.items():
-            key = key.removeprefix("module.")
-            head, _, rest = key.partition(".")
-            if head == "init_block":
-                mapped[f"levels.0.0.{rest}"] = value
-            elif head.startswith("block") and "_" in head:
-                stage, index = (int(s) for s in head[len("block") :].split("_"))
-                part, _, tail = rest.partition(".")
-                # Stage 1 has the initial conv at position 0; the others start with their block _1.
-                position = index if stage == 1 else index - 1
-                mapped[f"levels.{stage - 1}.{position}.{part_names.get(part, part)}.{tail}"] = value
-        load_matching_weights(self, mapped, f"PiDiNet-small weights {os.fspath(path)!r}")
+
+def pidinet_checkpoint_filter(state: StateDict, module: nn.Module) -> StateDict:
+    """An official PiDiNet-small checkpoint (``block1_1.conv1.weight``, ...; ``"module."`` already removed)
+    onto :class:`PiDiNetSmallLevels`; its edge heads (dilation, attention, reduction, classifier) are dropped."""
+    part_names = {"conv1": "depthwise", "conv2": "pointwise", "shortcut": "shortcut"}
+    mapped = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if head == "init_block":
+            mapped[f"levels.0.0.{rest}"] = value
+        elif head.startswith("block") and "_" in head:
+            stage, index = (int(s) for s in head[len("block") :].split("_"))
+            part, _, tail = rest.partition(".")
+            # Stage 1 has the initial conv at position 0; the others start with their block _1.
+            position = index if stage == 1 else index - 1
+            mapped[f"levels.{stage - 1}.{position}.{part_names.get(part, part)}.{tail}"] = value
+    return mapped
+
+
+PRETRAINED_CFGS = {
+    "swin": swin_tiny_pretrained_cfg("encoder.swin"),
+    "pidinet": PretrainedCfg(
+        "PiDiNet-small (e.g. the reference's table5_pidinet-small.pth)",
+        module="encoder.cnn",
+        filter_fn=pidinet_checkpoint_filter,
+    ),
+}
 
 
 class BEFUnet(HybridFusionSegmenter):
     """BEFUnet for ``3 x 224 x 224`` inputs; returns ``num_classes`` logit maps at 224 x 224."""
 
-    input_size = INPUT_SIZE
-    display_name = "BEFUnet"
-
-    def __init__(
-        self,
-        num_classes: int = 1,
-        swin_file: PathLike | None = None,
-        pidinet_file: PathLike | None = None,
-        cross_pos_embed: bool = True,
-    ):
-        dims = SWIN_TINY_DIMS
-        edges = PiDiNetSmallLevels(pidinet_file)
-        encoder = HybridPyramidEncoder(edges, edges.channels, swin_tiny_stages(4, swin_file), dims, projection_stride=4)
-        fusion = DoubleLevelFusion(
-            dims=(dims[0], dims[-1]),
-            grid_sizes=(INPUT_SIZE // 4, INPUT_SIZE // 32),
-            depth=(1, 2, 0),
-            num_heads=(6, 12),
-            mlp_ratio=(2.0, 2.0, 1.0),
-            pos_embed=cross_pos_embed,
+    def __init__(self, num_classes: int = 1, cross_pos_embed: bool = True):
+        super().__init__(
+            PiDiNetSmallLevels(),
+            4,
+            "BEFUnet",
+            num_classes=num_classes,
+            projection_stride=4,
+            cross_pos_embed=cross_pos_embed,
         )
-        decoder = TwoLevelDecoder(dims[0], dims[-1], coarse_upsamplings=3, num_classes=num_classes)
-        super().__init__(encoder, fusion, decoder)
 
 
 @register_model(family="Hybrid", display_name="BEFUnet", fixed_input_size=INPUT_SIZE)
-def befunet(
-    pretrained_file: PathLike | Mapping[str, PathLike] | None = None,
-    *,
-    swin_file: PathLike | None = None,
-    pidinet_file: PathLike | None = None,
-    **kwargs,
-) -> nn.Module:
+def befunet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """BEFUnet, trained from scratch unless local weights are given.
 
-    ``pretrained_file``: a local Swin-T ImageNet checkpoint (``swin_tiny_patch4_window7_224``, timm's or
-    Microsoft's original layout, ``.pth`` or ``.safetensors``), or a mapping
-    ``{"swin": path, "pidinet": path}``. ``swin_file=`` / ``pidinet_file=`` do the same as keywords;
-    the PiDiNet file is an official PiDiNet-small checkpoint such as the reference's
+    ``pretrained_file``: a mapping ``{"swin": path, "pidinet": path}`` (either may be left out). Swin-T:
+    ``swin_tiny_patch4_window7_224`` ImageNet weights in timm's or Microsoft's original layout (``.pth`` or
+    ``.safetensors``). PiDiNet: an official PiDiNet-small checkpoint such as the reference's
     ``table5_pidinet-small.pth``. Other keywords (``num_classes``, ``cross_pos_embed``) go to
     :class:`BEFUnet`.
     """
-    files = resolve_weight_files(
-        "BEFUnet",
-        pretrained_file,
-        ("swin", "pidinet"),
-        default_name="swin",
-        swin=swin_file,
-        pidinet=pidinet_file,
-    )
-    return BEFUnet(swin_file=files.get("swin"), pidinet_file=files.get("pidinet"), **kwargs)
+    return build_model_with_cfg(BEFUnet, "befunet", PRETRAINED_CFGS, pretrained_file, **kwargs)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from baselines._cnn_parts import ConvBnReLU
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_divisible
 
@@ -29,11 +31,6 @@ def conv_gelu_bn(in_ch: int, out_ch: int, kernel_size: int = 1, groups: int = 1)
         nn.GELU(),
         nn.BatchNorm2d(out_ch),
     ]
-
-
-def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
-    """3x3 conv (with bias) -> BatchNorm -> ReLU."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
 class CMUNeXtBlock(nn.Module):
@@ -54,7 +51,7 @@ class CMUNeXtStage(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, depth: int, kernel_size: int):
         super().__init__()
         self.blocks = nn.Sequential(*[CMUNeXtBlock(in_ch, kernel_size) for _ in range(depth)])
-        self.project = conv_bn_relu(in_ch, out_ch)
+        self.project = ConvBnReLU(in_ch, out_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.blocks(x))
@@ -81,7 +78,7 @@ class DecoderStage(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.up_conv = conv_bn_relu(in_ch, out_ch)
+        self.up_conv = ConvBnReLU(in_ch, out_ch)
         self.fusion = SkipFusion(2 * out_ch, out_ch)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -101,7 +98,7 @@ class CMUNeXt(nn.Module):
         kernels: tuple[int, ...] = (3, 3, 7, 7, 7),
     ):
         super().__init__()
-        self.stem = conv_bn_relu(in_chans, dims[0])
+        self.stem = ConvBnReLU(in_chans, dims[0])
         stage_in = (dims[0], *dims[:-1])
         self.encoder = nn.ModuleList(
             CMUNeXtStage(i, o, d, k) for i, o, d, k in zip(stage_in, dims, depths, kernels, strict=True)
@@ -125,8 +122,6 @@ class CMUNeXt(nn.Module):
 
 
 @register_model(family="CNN", display_name="CMUNeXt-L", min_input_size=_DIVISOR)
-def cmunext_l(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """CMUNeXt-L (8,286,721 parameters). It has no ImageNet backbone, so it always trains from scratch."""
-    if pretrained_file is not None:
-        raise ValueError("cmunext_l has no ImageNet-pretrained backbone; pretrained_file must be None")
-    return CMUNeXt(**kwargs)
+def cmunext_l(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """CMUNeXt-L (8,286,721 parameters); trained from scratch (no ImageNet backbone)."""
+    return build_model_with_cfg(CMUNeXt, "cmunext_l", {}, pretrained_file, **kwargs)

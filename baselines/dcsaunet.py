@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 
 __all__ = ["DCSAUNet", "dcsaunet"]
@@ -174,8 +175,6 @@ class DCSAUNet(nn.Module):
 
 
 @register_model(family="CNN", display_name="DCSAUnet", min_input_size=_MIN_SIZE)
-def dcsaunet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """DCSAU-Net (2,598,785 parameters). It has no ImageNet backbone, so it always trains from scratch."""
-    if pretrained_file is not None:
-        raise ValueError("dcsaunet has no ImageNet-pretrained backbone; pretrained_file must be None")
-    return DCSAUNet(**kwargs)
+def dcsaunet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """DCSAU-Net (2,598,785 parameters); trained from scratch (no ImageNet backbone)."""
+    return build_model_with_cfg(DCSAUNet, "dcsaunet", {}, pretrained_file, **kwargs)

@@ -20,26 +20,33 @@ its matrix products as it does for the reference.
 
 Fixed to 224 x 224 inputs (the reference reshapes the DeiT tokens to a 14 x 14 map).
 
-Pretrained weights (never downloaded): ``pretrained_file`` (or its synonym ``resnet_file``) is a
-local ResNet-34 ImageNet state-dict file (timm or torchvision keys); ``deit_file`` is a local
-``deit_tiny_distilled_patch16_224`` checkpoint (timm keys, or the official DeiT release, whose
-weights sit under ``"model"``). Either may be given alone; without them the model starts from scratch.
+Pretrained weights (never downloaded): ``pretrained_file={"resnet": path, "deit": path}`` (either may be
+left out): a local ResNet-34 ImageNet state dict (timm or torchvision keys) and a local
+``deit_tiny_distilled_patch16_224`` checkpoint (timm keys, or the official DeiT release, whose weights sit
+under ``"model"``). Without them the model starts from scratch.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import timm
 import torch
 import torch.nn as nn
 
+from baselines._cnn_parts import ResNetTrunk, resnet_pretrained_cfg
+from models.pretrained import PretrainedCfg, PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_fixed_size
 
 __all__ = ["FATNet", "fatnet"]
 
 IMAGE_SIZE = 224
+DEIT = "deit_tiny_distilled_patch16_224"
+
+PRETRAINED_CFGS = {
+    "resnet": resnet_pretrained_cfg("resnet34", "cnn"),
+    # the reference uses only DeiT's patch embedding and blocks
+    "deit": PretrainedCfg(DEIT, module="transformer", unused=("cls_token", "dist_token", "pos_embed", "norm.", "head")),
+}
 
 
 class FeatureAdaptation(nn.Module):
@@ -108,27 +115,29 @@ class BottleneckUpBlock(nn.Module):
         return self.expand(self.up(self.reduce(x)))
 
 
+class PatchTokenEncoder(nn.Module):
+    """A timm ViT's patch embedding and blocks under timm's names, applied to the patch tokens alone."""
+
+    def __init__(self, arch: str, in_chans: int = 3):
+        super().__init__()
+        vit = timm.create_model(arch, pretrained=False, num_classes=0, in_chans=in_chans)
+        self.patch_embed, self.blocks = vit.patch_embed, vit.blocks
+        self.embed_dim = vit.embed_dim
+        for block in self.blocks:
+            block.attn.fused_attn = False  # explicit softmax(QK^T)V: same maths, and fvcore counts it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.patch_embed(x))
+
+
 class FATNet(nn.Module):
     """FAT-Net with a 1-channel logit head; see the module docstring."""
 
-    def __init__(
-        self,
-        in_chans: int = 3,
-        num_classes: int = 1,
-        resnet_file: str | None = None,
-        deit_file: str | None = None,
-    ):
+    def __init__(self, in_chans: int = 3, num_classes: int = 1):
         super().__init__()
-        resnet = _timm_backbone("resnet34", in_chans, resnet_file)
-        self.cnn_stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.act1)  # no max-pool
-        self.cnn_stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
-
-        deit = _timm_backbone("deit_tiny_distilled_patch16_224", in_chans, deit_file)
-        self.patch_embed = deit.patch_embed
-        self.transformer_blocks = deit.blocks
-        for block in self.transformer_blocks:
-            block.attn.fused_attn = False  # explicit softmax(QK^T)V: same maths, and fvcore counts it
-        tf_dim = deit.embed_dim
+        self.cnn = ResNetTrunk("resnet34", num_layers=4, maxpool=False, in_chans=in_chans)
+        self.transformer = PatchTokenEncoder(DEIT, in_chans)
+        tf_dim = self.transformer.embed_dim
 
         filters = (64, 128, 256, 512)
         self.tokens_to_map = nn.Conv2d(tf_dim, filters[3], kernel_size=1)
@@ -149,14 +158,10 @@ class FATNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_fixed_size(x, IMAGE_SIZE, "FAT-Net")
-        feat = self.cnn_stem(x)
-        skips = []
-        for stage in self.cnn_stages:
-            feat = stage(feat)
-            skips.append(feat)
+        skips = self.cnn(x)
         cnn_bottleneck = skips.pop()
 
-        tokens = self.transformer_blocks(self.patch_embed(x))  # (B, 196, C)
+        tokens = self.transformer(x)  # (B, 196, C)
         grid = IMAGE_SIZE // 16
         tf_map = tokens.transpose(1, 2).reshape(x.shape[0], -1, grid, grid)
         fused = torch.cat([cnn_bottleneck, self.tokens_to_map(tf_map)], dim=1)
@@ -168,29 +173,8 @@ class FATNet(nn.Module):
         return self.head(out)
 
 
-def _timm_backbone(name: str, in_chans: int, weights_file: str | None) -> nn.Module:
-    """A classifier-free timm model, optionally loaded from a local weight file (never downloaded)."""
-    if weights_file is None:
-        return timm.create_model(name, num_classes=0, in_chans=in_chans)
-    if not Path(weights_file).is_file():
-        raise FileNotFoundError(f"{name} weight file not found: {weights_file}")
-    return timm.create_model(
-        name,
-        num_classes=0,
-        in_chans=in_chans,
-        pretrained=True,
-        pretrained_cfg_overlay=dict(file=str(weights_file)),
-    )
-
-
 @register_model(family="Hybrid", display_name="FATNet", fixed_input_size=IMAGE_SIZE)
-def fatnet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """FAT-Net for 224 x 224 inputs.
-
-    ``pretrained_file`` / ``resnet_file``: optional local ResNet-34 ImageNet weights; ``deit_file``:
-    optional local DeiT-tiny-distilled weights. Nothing is downloaded.
-    """
-    resnet_file = kwargs.pop("resnet_file", None)
-    if pretrained_file is not None and resnet_file is not None and str(pretrained_file) != str(resnet_file):
-        raise ValueError("pass the ResNet-34 weights as pretrained_file or resnet_file, not both")
-    return FATNet(resnet_file=resnet_file or pretrained_file, **kwargs)
+def fatnet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """FAT-Net for 224 x 224 inputs; ``pretrained_file``: ``{"resnet": path, "deit": path}``, local
+    ResNet-34 and DeiT-tiny-distilled ImageNet weights (either may be left out)."""
+    return build_model_with_cfg(FATNet, "fatnet", PRETRAINED_CFGS, pretrained_file, **kwargs)

@@ -26,24 +26,25 @@ the window size and the relative-position tables depend on it, and inputs of any
 ValueError. The registry lists the default, 224.
 
 Pretrained weights: the reference initialises only the ResNet-34 part from ImageNet weights.
-``pretrained_file`` (or its synonym ``resnet_file``) is a local timm/torchvision ``resnet34``
-state-dict file; nothing is downloaded. There are no ImageNet weights for its 64-dim Swin blocks.
+``pretrained_file`` is a local timm/torchvision ``resnet34`` state-dict file (or ``{"resnet": path}``);
+nothing is downloaded. There are no ImageNet weights for its 64-dim Swin blocks.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import EcaModule
 from timm.models.swin_transformer import SwinTransformerBlock
 
+from baselines._cnn_parts import ResNetTrunk, resnet_pretrained_cfg
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 
 __all__ = ["H2Former", "h2former"]
+
+PRETRAINED_CFGS = {"resnet": resnet_pretrained_cfg("resnet34", "cnn")}
 
 
 class ResidualEca(nn.Module):
@@ -160,7 +161,6 @@ class H2Former(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.1,
         reference_mlp_layout: bool = False,
-        resnet_file: str | None = None,
     ):
         super().__init__()
         if image_size % 16 or image_size < 16:
@@ -169,10 +169,8 @@ class H2Former(nn.Module):
         window = image_size // 16
         dims = [embed_dim * 2**i for i in range(4)]
 
-        resnet = _resnet34(in_chans, resnet_file)
-        resnet.conv1.stride = (1, 1)  # H2Former's stem keeps full resolution up to the max-pool
-        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool)
-        self.cnn_stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
+        # H2Former's stem keeps full resolution up to the max-pool
+        self.cnn = ResNetTrunk("resnet34", num_layers=4, stem_stride=1, in_chans=in_chans)
 
         self.patch_embed = MultiKernelPatchEmbed(in_chans, embed_dim)
         self.scale_merges = nn.ModuleList(MultiKernelPatchMerging(d) for d in dims[:-1])
@@ -211,9 +209,9 @@ class H2Former(nn.Module):
                 f"{tuple(x.shape[-2:])} (build it with image_size=<multiple of 16> for another size)"
             )
         extra = self.patch_embed(x).permute(0, 3, 1, 2)
-        feat = self.stem(x)
+        feat = self.cnn.stem(x)
         skips = []
-        for i, (cnn, swin) in enumerate(zip(self.cnn_stages, self.swin_stages, strict=True)):
+        for i, (cnn, swin) in enumerate(zip(self.cnn.stages(), self.swin_stages, strict=True)):
             tokens = swin((cnn(feat) + extra).permute(0, 2, 3, 1))
             feat = tokens.permute(0, 3, 1, 2)
             skips.append(feat)
@@ -227,29 +225,8 @@ class H2Former(nn.Module):
         return self.head(out)
 
 
-def _resnet34(in_chans: int, resnet_file: str | None) -> nn.Module:
-    """timm ``resnet34`` without classifier, optionally loaded from a local weight file."""
-    if resnet_file is None:
-        return timm.create_model("resnet34", num_classes=0, in_chans=in_chans)
-    if not Path(resnet_file).is_file():
-        raise FileNotFoundError(f"ResNet-34 weight file not found: {resnet_file}")
-    return timm.create_model(
-        "resnet34",
-        num_classes=0,
-        in_chans=in_chans,
-        pretrained=True,
-        pretrained_cfg_overlay=dict(file=str(resnet_file)),
-    )
-
-
 @register_model(family="Hybrid", display_name="H2Former", fixed_input_size=224)
-def h2former(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """H2Former for 224 x 224 inputs (``image_size=`` builds it for another multiple of 16).
-
-    ``pretrained_file`` / ``resnet_file``: optional local ResNet-34 ImageNet state dict (timm or
-    torchvision keys) for the CNN stages; never downloaded.
-    """
-    resnet_file = kwargs.pop("resnet_file", None)
-    if pretrained_file is not None and resnet_file is not None and str(pretrained_file) != str(resnet_file):
-        raise ValueError("pass the ResNet-34 weights as pretrained_file or resnet_file, not both")
-    return H2Former(resnet_file=resnet_file or pretrained_file, **kwargs)
+def h2former(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """H2Former for 224 x 224 inputs (``image_size=`` builds it for another multiple of 16);
+    ``pretrained_file``: optional local ResNet-34 ImageNet state dict (timm or torchvision keys)."""
+    return build_model_with_cfg(H2Former, "h2former", PRETRAINED_CFGS, pretrained_file, **kwargs)

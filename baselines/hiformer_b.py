@@ -21,102 +21,38 @@ windows are built for it).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
-import timm
-import torch
 import torch.nn as nn
 
-from baselines._crossvit_fusion import (
-    SWIN_TINY_DIMS,
-    DoubleLevelFusion,
-    HybridFusionSegmenter,
-    HybridPyramidEncoder,
-    PathLike,
-    TwoLevelDecoder,
-    load_matching_weights,
-    resolve_weight_files,
-    swin_tiny_stages,
-)
+from baselines._cnn_parts import ResNetTrunk, resnet_pretrained_cfg
+from baselines._crossvit_fusion import HybridFusionSegmenter
+from baselines._swin_parts import swin_tiny_pretrained_cfg
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 
 INPUT_SIZE = 224
 
-
-class ResNet50Levels(nn.Module):
-    """timm ``resnet50`` up to layer 3; returns the outputs of layers 1, 2 and 3.
-
-    Submodule names are timm's (= torchvision's), so ResNet-50 checkpoints load without renaming.
-    """
-
-    channels = (256, 512, 1024)
-
-    def __init__(self, weights_file: PathLike | None = None):
-        super().__init__()
-        # zero_init_last=False: torchvision's initialisation (timm zeroes each block's last BN scale)
-        resnet = timm.create_model("resnet50", pretrained=False, zero_init_last=False)
-        self.conv1, self.bn1, self.act1, self.maxpool = resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool
-        self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
-        if weights_file is not None:
-            state = timm.models.load_state_dict(os.fspath(weights_file))
-            load_matching_weights(self, state, f"ResNet-50 weights {os.fspath(weights_file)!r}")
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
-        c1 = self.layer1(x)
-        c2 = self.layer2(c1)
-        return [c1, c2, self.layer3(c2)]
+PRETRAINED_CFGS = {
+    "resnet": resnet_pretrained_cfg("resnet50", "encoder.cnn"),
+    "swin": swin_tiny_pretrained_cfg("encoder.swin"),
+}
 
 
 class HiFormerB(HybridFusionSegmenter):
     """HiFormer-B for ``3 x 224 x 224`` inputs; returns ``num_classes`` logit maps at 224 x 224."""
 
-    input_size = INPUT_SIZE
-    display_name = "HiFormer-B"
-
-    def __init__(
-        self,
-        num_classes: int = 1,
-        resnet_file: PathLike | None = None,
-        swin_file: PathLike | None = None,
-        cross_pos_embed: bool = True,
-    ):
-        dims = SWIN_TINY_DIMS[:3]
-        cnn = ResNet50Levels(resnet_file)
-        encoder = HybridPyramidEncoder(cnn, cnn.channels, swin_tiny_stages(3, swin_file), dims)
-        fusion = DoubleLevelFusion(
-            dims=(dims[0], dims[-1]),
-            grid_sizes=(INPUT_SIZE // 4, INPUT_SIZE // 16),
-            depth=(1, 2, 0),
-            num_heads=(6, 12),
-            mlp_ratio=(2.0, 2.0, 1.0),
-            pos_embed=cross_pos_embed,
-        )
-        decoder = TwoLevelDecoder(dims[0], dims[-1], coarse_upsamplings=2, num_classes=num_classes)
-        super().__init__(encoder, fusion, decoder)
+    def __init__(self, num_classes: int = 1, cross_pos_embed: bool = True):
+        # zero_init_last=False: torchvision's initialisation (timm zeroes each block's last BN scale)
+        cnn = ResNetTrunk("resnet50", num_layers=3, zero_init_last=False)
+        super().__init__(cnn, 3, "HiFormer-B", num_classes=num_classes, cross_pos_embed=cross_pos_embed)
 
 
 @register_model(family="Hybrid", display_name="HiFormer-B", fixed_input_size=INPUT_SIZE)
-def hiformer_b(
-    pretrained_file: PathLike | Mapping[str, PathLike] | None = None,
-    *,
-    resnet_file: PathLike | None = None,
-    swin_file: PathLike | None = None,
-    **kwargs,
-) -> nn.Module:
+def hiformer_b(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """HiFormer-B, trained from scratch unless local ImageNet weights are given.
 
-    HiFormer-B has two backbones, so ``pretrained_file`` is a mapping
-    ``{"resnet": path, "swin": path}`` (either key may be left out; ``"resnet_file"``/``"swin_file"``
-    are accepted as keys too), or use the keywords ``resnet_file=`` and ``swin_file=``.
-
-    * ResNet-50: a timm or torchvision ``resnet50`` state dict (``.pth`` or ``.safetensors``);
-      layers 1-3 and the stem are used.
-    * Swin-T: ``swin_tiny_patch4_window7_224`` weights in timm's or Microsoft's original layout;
-      stages 1-3 are used (the original checkpoint's first two patch mergings included).
-
+    ``pretrained_file``: a mapping ``{"resnet": path, "swin": path}`` (either may be left out). ResNet-50: a
+    timm or torchvision ``resnet50`` state dict (stem and layers 1-3 are used). Swin-T:
+    ``swin_tiny_patch4_window7_224`` weights in timm's or Microsoft's original layout (stages 1-3 are used).
     Other keywords (``num_classes``, ``cross_pos_embed``) go to :class:`HiFormerB`.
     """
-    files = resolve_weight_files("HiFormer-B", pretrained_file, ("resnet", "swin"), resnet=resnet_file, swin=swin_file)
-    return HiFormerB(resnet_file=files.get("resnet"), swin_file=files.get("swin"), **kwargs)
+    return build_model_with_cfg(HiFormerB, "hiformer_b", PRETRAINED_CFGS, pretrained_file, **kwargs)

@@ -22,14 +22,13 @@ No divisibility is needed (sizes are matched by interpolation); H and W must be 
 
 from __future__ import annotations
 
-import os
-
 import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models import load_state_dict
 
+from baselines._cnn_parts import ConvBnReLU
+from models.pretrained import PretrainedCfg, PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 
 __all__ = ["M2SNet", "m2snet"]
@@ -37,10 +36,7 @@ __all__ = ["M2SNet", "m2snet"]
 _MIN_SIZE = 32  # output stride of the Res2Net encoder
 _WIDTH = 64  # channels of every decoder feature
 
-
-def conv_bn_relu(in_ch: int, out_ch: int = _WIDTH) -> nn.Sequential:
-    """3x3 conv (with bias) -> BatchNorm -> ReLU."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+PRETRAINED_CFGS = {"res2net": PretrainedCfg("res2net50d", module="backbone", unused=("fc.",))}
 
 
 def resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -70,7 +66,7 @@ class MultiScaleSubtraction(nn.Module):
 
     def __init__(self, channels: int = _WIDTH):
         super().__init__()
-        self.fuse = conv_bn_relu(channels, channels)
+        self.fuse = ConvBnReLU(channels, channels)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, filters: tuple[nn.Module, ...]) -> torch.Tensor:
         diff = (a - b).abs()
@@ -88,16 +84,16 @@ class M2SNet(nn.Module):
         self.backbone = timm.create_model("res2net50d", pretrained=False, num_classes=0)
         # features coarse to fine: layer4 (2048), layer3 (1024), layer2 (512), layer1 (256); the max-pool
         # output (64 ch) is used as it is
-        self.reducers = nn.ModuleList(conv_bn_relu(c) for c in (2048, 1024, 512, 256))
+        self.reducers = nn.ModuleList(ConvBnReLU(c, _WIDTH) for c in (2048, 1024, 512, 256))
         self.ones3 = AllOnesFilter(_WIDTH, 3)
         self.ones5 = AllOnesFilter(_WIDTH, 5)
         # subtraction order n compares neighbouring maps of order n-1: 4, 3, 2, 1 units
         self.msu = nn.ModuleList(nn.ModuleList(MultiScaleSubtraction() for _ in range(4 - n)) for n in range(4))
-        self.top_refine = conv_bn_relu(_WIDTH)  # applied to the coarser input of the 4th-order unit
+        self.top_refine = ConvBnReLU(_WIDTH, _WIDTH)  # applied to the coarser input of the 4th-order unit
         # per-level aggregation of all subtraction orders (levels 1/8, 1/4 (layer1), 1/4 (max-pool))
-        self.level_convs = nn.ModuleList(conv_bn_relu(_WIDTH) for _ in range(3))
-        self.deep_reducer = conv_bn_relu(2048)  # second reduction of layer4 feeding the decoder
-        self.decoder = nn.ModuleList(conv_bn_relu(_WIDTH) for _ in range(3))
+        self.level_convs = nn.ModuleList(ConvBnReLU(_WIDTH, _WIDTH) for _ in range(3))
+        self.deep_reducer = ConvBnReLU(2048, _WIDTH)  # second reduction of layer4 feeding the decoder
+        self.decoder = nn.ModuleList(ConvBnReLU(_WIDTH, _WIDTH) for _ in range(3))
         self.head = nn.Conv2d(_WIDTH, num_classes, 3, padding=1)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -139,19 +135,7 @@ class M2SNet(nn.Module):
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 
 
-def _load_backbone(backbone: nn.Module, path: str) -> None:
-    """Load a local timm ``res2net50d`` state dict (classifier weights, if present, are dropped)."""
-    state = load_state_dict(path)  # .pth/.bin via torch.load(weights_only=True), or .safetensors
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    backbone.load_state_dict(state, strict=True)
-
-
 @register_model(family="CNN", display_name="M2SNet", min_input_size=_MIN_SIZE)
-def m2snet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """M2SNet (27,692,585 parameters); ``pretrained_file``: local timm res2net50d ImageNet weights."""
-    if pretrained_file is not None and not os.path.isfile(pretrained_file):
-        raise FileNotFoundError(f"pretrained_file {pretrained_file!r} does not exist")
-    model = M2SNet(**kwargs)
-    if pretrained_file is not None:
-        _load_backbone(model.backbone, pretrained_file)
-    return model
+def m2snet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """M2SNet (27,692,585 parameters); ``pretrained_file``: local timm ``res2net50d`` ImageNet weights."""
+    return build_model_with_cfg(M2SNet, "m2snet", PRETRAINED_CFGS, pretrained_file, **kwargs)

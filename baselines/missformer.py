@@ -33,6 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from baselines._swin_parts import PatchExpand
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_fixed_size
 
@@ -279,19 +281,9 @@ class ContextBridge(nn.Module):
         return [chunk.reshape(b, -1, dim) for chunk, dim in zip(chunks, ENCODER_DIMS, strict=True)]
 
 
-class PatchExpand(nn.Module):
-    """Linear to ``scale**2 * out_dim`` channels, pixel shuffle (channels last), LayerNorm(out_dim)."""
-
-    def __init__(self, dim: int, out_dim: int, scale: int):
-        super().__init__()
-        self.scale = scale
-        self.expand = nn.Linear(dim, scale * scale * out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
-
-    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        b, s = x.shape[0], self.scale
-        x = self.expand(x).reshape(b, h, w, s, s, -1).permute(0, 1, 3, 2, 4, 5)
-        return self.norm(x.reshape(b, h * s * w * s, -1))
+def expand_tokens(expand: PatchExpand, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Patch expanding of (B, h*w, C) tokens laid out on an h x w grid; returns tokens again."""
+    return expand(x.reshape(x.shape[0], h, w, -1)).flatten(1, 2)
 
 
 class DecoderStage(nn.Module):
@@ -307,7 +299,7 @@ class DecoderStage(nn.Module):
         x = self.fuse(torch.cat([up, skip], dim=-1))
         for block in self.blocks:
             x = block(x, h, w)
-        return self.expand(x, h, w)
+        return expand_tokens(self.expand, x, h, w)
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -354,7 +346,7 @@ class MISSFormer(nn.Module):
         check_fixed_size(x, self.img_size, "MISSFormer")
         skips = self.bridge(self.encoder(x))
         size = self.img_size // 32
-        x = self.bottleneck_expand(skips[3], size, size)
+        x = expand_tokens(self.bottleneck_expand, skips[3], size, size)
         for stage, skip in zip(self.decoder, reversed(skips[:3]), strict=True):
             size *= 2
             x = stage(x, skip, size, size)
@@ -363,11 +355,7 @@ class MISSFormer(nn.Module):
 
 
 @register_model(family="Transformer", display_name="MISSFormer", fixed_input_size=224)
-def missformer(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """MISSFormer at 224 x 224, trained from scratch as in the reference."""
-    if pretrained_file is not None:
-        raise ValueError(
-            "missformer takes no pretrained_file: the reference trains MISSFormer from scratch and its "
-            "encoder has no published ImageNet weights"
-        )
-    return MISSFormer(num_classes=1, **kwargs)
+def missformer(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """MISSFormer at 224 x 224, trained from scratch as in the reference (its encoder is not SegFormer's
+    MiT and has no published ImageNet weights)."""
+    return build_model_with_cfg(MISSFormer, "missformer", {}, pretrained_file, **kwargs)

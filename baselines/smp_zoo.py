@@ -15,10 +15,10 @@ it builds ``Unet`` + ``resnet34`` (the same model as ``smp_unet_resnet34``).
 
 Every model is built with ``encoder_weights=None`` (smp would otherwise download ImageNet weights),
 3 input channels and 1 output channel. ``pretrained_file`` is an optional local file holding a
-``state_dict`` of the *encoder* (e.g. a torchvision/timm ResNet ImageNet checkpoint, whose classifier
-``fc.*`` keys smp drops, or an NVlabs/smp ``mit_b1`` checkpoint); it is read with
-``torch.load(weights_only=True)`` and loaded into ``model.encoder`` strictly, so missing, unexpected or
-mis-shaped keys raise a ``ValueError`` that names the file and the encoder.
+``state_dict`` of the *encoder* (or ``{"encoder": path}``; e.g. a torchvision/timm ResNet ImageNet
+checkpoint, whose classifier keys are dropped, or an NVlabs/smp ``mit_b1`` checkpoint), loaded into
+``model.encoder`` through ``models/pretrained.py``: missing, unexpected or mis-shaped keys raise a
+``ValueError`` that names the file and the encoder.
 
 Difference from plain smp: smp raises a ``RuntimeError`` when H or W is not a multiple of the encoder's
 output stride; the models built here raise a ``ValueError`` instead (a forward pre-hook performs
@@ -28,13 +28,11 @@ their ``state_dict`` is interchangeable with smp's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn as nn
 
+from models.pretrained import PretrainedCfg, PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 
 __all__ = [
@@ -46,6 +44,8 @@ __all__ = [
 ]
 
 FAMILY = "SMP"
+# ImageNet classifiers that encoder checkpoints may carry and smp's encoders do not build
+_CLASSIFIER_KEYS = ("fc.", "head.", "classifier.", "last_linear.")
 
 
 def _require_divisible_input(model: nn.Module, args: tuple) -> None:
@@ -61,37 +61,26 @@ def _require_divisible_input(model: nn.Module, args: tuple) -> None:
         )
 
 
-def load_encoder_file(model: nn.Module, pretrained_file: str | Path, label: str) -> None:
-    """Load a local encoder ``state_dict`` file into ``model.encoder`` (strict, weights only)."""
-    path = Path(pretrained_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_file {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not an encoder state_dict")
-    try:
-        # smp encoders drop their classifier keys (fc.*, head.*) themselves; everything else must match
-        model.encoder.load_state_dict(dict(state))
-    except RuntimeError as err:
-        raise ValueError(f"{path} does not match the {label} encoder (strict load): {err}") from err
+def _create(arch: str, encoder: str, **kwargs) -> nn.Module:
+    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=1, **kwargs)
+    model.register_forward_pre_hook(_require_divisible_input)
+    return model
 
 
-def _build(arch: str, encoder: str, pretrained_file: str | Path | None, **kwargs) -> nn.Module:
-    if kwargs.get("encoder_weights") is not None:
+def _build(name: str, arch: str, encoder: str, pretrained_file: PretrainedFile, **kwargs) -> nn.Module:
+    if kwargs.pop("encoder_weights", None) is not None:
         raise ValueError(
             "smp models here never download weights: leave encoder_weights unset and pass a local "
             "pretrained_file instead"
         )
-    kwargs.pop("encoder_weights", None)
-    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=1, **kwargs)
-    model.register_forward_pre_hook(_require_divisible_input)
-    if pretrained_file is not None:
-        load_encoder_file(model, pretrained_file, f"{arch}/{encoder}")
-    return model
+    cfgs = {"encoder": PretrainedCfg(f"{arch}/{encoder} encoder", module="encoder", unused=_CLASSIFIER_KEYS)}
+    return build_model_with_cfg(_create, name, cfgs, pretrained_file, arch=arch, encoder=encoder, **kwargs)
 
 
 @register_model(name="smp", family=FAMILY, display_name="smp (generic)", min_input_size=32)
-def smp_model(arch: str = "Unet", encoder: str = "resnet34", pretrained_file: str | None = None, **kwargs) -> nn.Module:
+def smp_model(
+    arch: str = "Unet", encoder: str = "resnet34", pretrained_file: PretrainedFile = None, **kwargs
+) -> nn.Module:
     """Any smp architecture/encoder pair, 3 -> 1 channels, random init (registered as ``smp``).
 
     ``arch`` is an smp architecture name (``Unet``, ``UnetPlusPlus``, ``FPN``, ``DeepLabV3Plus``,
@@ -100,28 +89,28 @@ def smp_model(arch: str = "Unet", encoder: str = "resnet34", pretrained_file: st
     ``decoder_channels``). ``pretrained_file``: optional local encoder state_dict, loaded strictly.
     The registered ``min_input_size`` (32) is that of the default ``Unet``/``resnet34``.
     """
-    return _build(arch, encoder, pretrained_file, **kwargs)
+    return _build("smp", arch, encoder, pretrained_file, **kwargs)
 
 
 @register_model(family=FAMILY, display_name="U-Net (ResNet-34, smp)", min_input_size=32)
-def smp_unet_resnet34(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+def smp_unet_resnet34(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """smp ``Unet`` with a ResNet-34 encoder (24.44 M params); accepts any H, W (decoder resizes)."""
-    return _build("Unet", "resnet34", pretrained_file, **kwargs)
+    return _build("smp_unet_resnet34", "Unet", "resnet34", pretrained_file, **kwargs)
 
 
 @register_model(family=FAMILY, display_name="UNet++ (ResNet-34, smp)", min_input_size=32)
-def smp_unetplusplus_resnet34(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+def smp_unetplusplus_resnet34(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """smp ``UnetPlusPlus`` with a ResNet-34 encoder (26.08 M params); H, W multiples of 32."""
-    return _build("UnetPlusPlus", "resnet34", pretrained_file, **kwargs)
+    return _build("smp_unetplusplus_resnet34", "UnetPlusPlus", "resnet34", pretrained_file, **kwargs)
 
 
 @register_model(family=FAMILY, display_name="DeepLabV3+ (ResNet-50, smp)", min_input_size=16)
-def smp_deeplabv3plus_resnet50(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+def smp_deeplabv3plus_resnet50(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """smp ``DeepLabV3Plus``, ResNet-50 encoder at output stride 16 (26.68 M params); H, W multiples of 16."""
-    return _build("DeepLabV3Plus", "resnet50", pretrained_file, **kwargs)
+    return _build("smp_deeplabv3plus_resnet50", "DeepLabV3Plus", "resnet50", pretrained_file, **kwargs)
 
 
 @register_model(family=FAMILY, display_name="SegFormer (MiT-B1, smp)", min_input_size=32)
-def smp_segformer_mitb1(pretrained_file: str | None = None, **kwargs) -> nn.Module:
+def smp_segformer_mitb1(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
     """smp ``Segformer`` with a MiT-B1 encoder (13.68 M params); H, W multiples of 32."""
-    return _build("Segformer", "mit_b1", pretrained_file, **kwargs)
+    return _build("smp_segformer_mitb1", "Segformer", "mit_b1", pretrained_file, **kwargs)

@@ -19,36 +19,22 @@ downsampling, depth 2 each: the reference's decoder takes the encoder's depths, 
 layout). As in the reference's ``load_from``, the encoder takes the matching tensors (stage 2 gets blocks
 0-1 of Swin-T's six; the classifier is dropped) and every decoder stage's blocks are initialised from the
 encoder stage of the same width (mirrored). Unlike the reference, which loads with ``strict=False``
-silently, a file that leaves any encoder tensor unset is rejected.
+silently, a file that leaves any encoder tensor unset is rejected (``models/pretrained.py``).
 """
 
 from __future__ import annotations
 
-import re
-
 import torch
 import torch.nn as nn
-from timm.layers import calculate_drop_path_rates, trunc_normal_
+from timm.layers import calculate_drop_path_rates
 from timm.models.swin_transformer import SwinTransformer, SwinTransformerStage
 
+from baselines._swin_parts import PatchExpand, init_linear_and_norm, swin_tiny_pretrained_cfg
+from models.pretrained import PretrainedFile, build_model_with_cfg, resolve_pretrained_files
 from models.registry import register_model
 from models.shapes import check_fixed_size
 
-
-class PatchExpand(nn.Module):
-    """Channels-last upsampling: linear to ``scale**2 * out_dim``, pixel shuffle, LayerNorm(out_dim)."""
-
-    def __init__(self, dim: int, out_dim: int, scale: int):
-        super().__init__()
-        self.scale = scale
-        self.expand = nn.Linear(dim, scale * scale * out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, _ = x.shape
-        s = self.scale
-        x = self.expand(x).reshape(b, h, w, s, s, -1).permute(0, 1, 3, 2, 4, 5)
-        return self.norm(x.reshape(b, h * s, w * s, -1))
+PRETRAINED_CFGS = {"swin": swin_tiny_pretrained_cfg("encoder")}
 
 
 class DecoderStage(nn.Module):
@@ -132,7 +118,7 @@ class SwinUnet(nn.Module):
         self.final_expand = PatchExpand(embed_dim, embed_dim, 4)
         self.head = nn.Conv2d(embed_dim, num_classes, 1, bias=False)
         for module in (self.bottleneck_expand, self.decoder, self.decoder_norm, self.final_expand):
-            module.apply(_init_linear_and_norm)
+            module.apply(init_linear_and_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_fixed_size(x, self.img_size, "Swin-Unet")
@@ -148,52 +134,18 @@ class SwinUnet(nn.Module):
         x = self.final_expand(self.decoder_norm(x))
         return self.head(x.permute(0, 3, 1, 2))
 
-    def load_swin_checkpoint(self, path: str) -> None:
-        """Load a local Swin ImageNet checkpoint into the encoder and mirror it into the decoder."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for wrapper in ("model", "state_dict"):
-            state = state.get(wrapper, state)
-        state = to_timm_swin_layout(state)
-        target = self.encoder.state_dict()
-        picked = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
-        unset = sorted(set(target) - set(picked))
-        if unset:
-            raise ValueError(f"{path} is not a Swin checkpoint matching this encoder; missing or mis-shaped: {unset}")
-        self.encoder.load_state_dict(picked)
+    def init_decoder_from_encoder(self) -> None:
+        """Copy every encoder stage's Swin blocks into the decoder stage of the same width (the reference's
+        ``load_from``: decoder stage 2 gets blocks 0-1 of encoder stage 2, and so on)."""
         for stage, level in zip(self.decoder, self.decoder_levels, strict=True):
-            prefix = f"layers.{level}.blocks."
-            stage.stage.blocks.load_state_dict({k[len(prefix) :]: v for k, v in picked.items() if k.startswith(prefix)})
-
-
-def to_timm_swin_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename an original (Microsoft) Swin state dict to timm's layout; timm files pass unchanged.
-
-    The original puts each stage's patch merging at its end (``layers.k.downsample``), timm at the start
-    of the next stage (``layers.{k+1}.downsample``); the same test as timm's ``checkpoint_filter_fn``.
-    """
-    if "layers.0.downsample.reduction.weight" not in state:
-        return dict(state)
-    return {
-        re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m[1]) + 1}.downsample", k): v
-        for k, v in state.items()
-    }
-
-
-def _init_linear_and_norm(m: nn.Module) -> None:
-    # The reference's SwinTransformerSys._init_weights (timm's encoder does the same to its own layers).
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
+            stage.stage.blocks.load_state_dict(self.encoder.layers[level].blocks.state_dict())
 
 
 @register_model(family="Transformer", display_name="SwinUnet", fixed_input_size=224)
-def swinunet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """Swin-Unet (Swin-T, depths 2-2-2-2) at 224 x 224; ``pretrained_file``: a local Swin-T checkpoint."""
-    model = SwinUnet(num_classes=1, **kwargs)
-    if pretrained_file is not None:
-        model.load_swin_checkpoint(pretrained_file)
+def swinunet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """Swin-Unet (Swin-T, depths 2-2-2-2) at 224 x 224; ``pretrained_file``: a local Swin-T checkpoint
+    (or ``{"swin": path}``), loaded into the encoder and mirrored into the decoder."""
+    model = build_model_with_cfg(SwinUnet, "swinunet", PRETRAINED_CFGS, pretrained_file, **kwargs)
+    if resolve_pretrained_files("swinunet", PRETRAINED_CFGS, pretrained_file):
+        model.init_decoder_from_encoder()
     return model

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from baselines._cnn_parts import DoubleConv
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_divisible
 
@@ -25,25 +27,11 @@ __all__ = ["UNet", "unet"]
 SIZE_DIVISOR = 16  # four 2x2 max-pools
 
 
-class DoubleConv(nn.Sequential):
-    """Two (bias-free 3x3 conv -> BatchNorm -> ReLU) layers."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
-
-
 class DownStage(nn.Sequential):
-    """Halve the resolution with a 2x2 max-pool, then a double convolution."""
+    """Halve the resolution with a 2x2 max-pool, then a (bias-free) double convolution."""
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, bias=False))
 
 
 class UpStage(nn.Module):
@@ -52,7 +40,7 @@ class UpStage(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.upsample = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
-        self.fuse = DoubleConv(in_channels, out_channels)  # skip and upsampled halves
+        self.fuse = DoubleConv(in_channels, out_channels, bias=False)  # skip and upsampled halves
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([skip, self.upsample(x)], dim=1))
@@ -68,7 +56,7 @@ class UNet(nn.Module):
         widths: tuple[int, ...] = (64, 128, 256, 512, 1024),
     ):
         super().__init__()
-        self.stem = DoubleConv(in_channels, widths[0])
+        self.stem = DoubleConv(in_channels, widths[0], bias=False)
         self.down_stages = nn.ModuleList(
             DownStage(c_in, c_out) for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
         )
@@ -92,11 +80,7 @@ class UNet(nn.Module):
 
 
 @register_model(family="CNN", display_name="Unet", min_input_size=SIZE_DIVISOR)
-def unet(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """U-Net with transposed-conv upsampling (31.04 M params); H and W must be multiples of 16.
-
-    Trained from scratch: ``pretrained_file`` must be None (there is no ImageNet backbone).
-    """
-    if pretrained_file is not None:
-        raise ValueError("unet has no pretrained backbone and trains from scratch; pass pretrained_file=None")
-    return UNet(**kwargs)
+def unet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """U-Net with transposed-conv upsampling (31.04 M params); H and W must be multiples of 16. Trained
+    from scratch (no ImageNet backbone)."""
+    return build_model_with_cfg(UNet, "unet", {}, pretrained_file, **kwargs)

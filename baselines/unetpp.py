@@ -15,26 +15,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from baselines._cnn_parts import DoubleConv
+from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import register_model
 from models.shapes import check_divisible
 
 __all__ = ["UNetPlusPlus", "unetpp"]
 
 SIZE_DIVISOR = 16  # four 2x2 max-pools
-
-
-class VGGBlock(nn.Sequential):
-    """Two (3x3 conv -> BatchNorm -> ReLU) layers."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
 
 
 class UNetPlusPlus(nn.Module):
@@ -52,12 +40,12 @@ class UNetPlusPlus(nn.Module):
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
         # backbone column X(i, 0)
         self.backbone = nn.ModuleList(
-            VGGBlock(c_in, c_out) for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
+            DoubleConv(c_in, c_out) for c_in, c_out in zip((in_channels, *widths[:-1]), widths, strict=True)
         )
         # nested nodes X(i, j), j >= 1, i + j < depth, keyed "i_j"
         self.nodes = nn.ModuleDict(
             {
-                f"{i}_{j}": VGGBlock(j * widths[i] + widths[i + 1], widths[i])
+                f"{i}_{j}": DoubleConv(j * widths[i] + widths[i + 1], widths[i])
                 for j in range(1, self.depth)
                 for i in range(self.depth - j)
             }
@@ -80,11 +68,7 @@ class UNetPlusPlus(nn.Module):
 
 
 @register_model(family="CNN", display_name="Unet++", min_input_size=SIZE_DIVISOR)
-def unetpp(pretrained_file: str | None = None, **kwargs) -> nn.Module:
-    """UNet++ without deep supervision (9.16 M params); H and W must be multiples of 16.
-
-    Trained from scratch: ``pretrained_file`` must be None (there is no ImageNet backbone).
-    """
-    if pretrained_file is not None:
-        raise ValueError("unetpp has no pretrained backbone and trains from scratch; pass pretrained_file=None")
-    return UNetPlusPlus(**kwargs)
+def unetpp(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+    """UNet++ without deep supervision (9.16 M params); H and W must be multiples of 16. Trained from
+    scratch (no ImageNet backbone)."""
+    return build_model_with_cfg(UNetPlusPlus, "unetpp", {}, pretrained_file, **kwargs)

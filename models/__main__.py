@@ -1,4 +1,8 @@
-"""``python -m models [--json] [--size 224] [PATTERN ...]``: every registered model's size and cost."""
+"""``python -m models [--json] [--size 224] [PATTERN ...]``: every registered model's size and cost.
+
+``python -m models --deps NAME``: the repository source files that building NAME executes (its module and
+its first-party imports, transitively), one per line; the DVC pipeline's per-model dependencies.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import argparse
 import json
 import sys
 
-from models.complexity import count_params, fvcore_gflops
-from models.registry import create_model, list_models, model_info
+from models.registry import UnknownModelError, create_model, list_models, model_info, model_sources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("patterns", nargs="*", default=["*"], help="shell-style name patterns (default: all)")
     parser.add_argument("--json", action="store_true", help="print only a JSON list to stdout")
     parser.add_argument("--size", type=int, default=224, help="input size for the FLOP count (default 224)")
+    parser.add_argument("--deps", action="store_true", help="print the source files of each named model and exit")
     args = parser.parse_args(argv)
+    if args.deps:
+        try:
+            files = sorted({f for name in args.patterns for f in model_sources(name)})
+        except UnknownModelError as err:
+            parser.exit(2, f"error: {err}\n")
+        print("\n".join(files))
+        return 0
+
+    from models.complexity import count_params, fvcore_gflops  # torch: only when models are built
 
     names = sorted({n for p in args.patterns for n in list_models(p)})
     if not names:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -490,18 +490,20 @@ def load_authors_state_dict(model: DyGLNet, state_dict: Mapping[str, torch.Tenso
 # Registered configurations: the paper's model and its Table 6 ablation variants
 # ----------------------------------------------------------------------------------------------
 
-# Paper display name, then the settings the paper leaves open (see README "Ablation variants").
-ABLATION_VARIANTS: dict[str, tuple[str, dict]] = {
-    "dyglnet_w_bilinear": ("ours w BiIn", {"upsampler": "bilinear"}),
-    "dyglnet_w_tconv": ("ours w TConv", {"upsampler": "tconv"}),
-    "dyglnet_wo_dyt": ("ours w/o DyT", {"attn_norm": "batchnorm"}),
-    "dyglnet_wo_dc": ("ours w/o DC", {"mixer_dilations": ()}),
-    "dyglnet_wo_sa": ("ours w/o SA", {"use_attention": False}),
-    # Split-DC: one eighth of each stage's channels to attention (release: about one fifth).
-    "dyglnet_split_dc": ("ours Split-DC", {"attn_channels": (16, 28, 40)}),
-    # Split-SA: half of each stage's channels to attention.
-    "dyglnet_split_sa": ("ours Split-SA", {"attn_channels": (64, 112, 160)}),
+# The settings the paper leaves open for each Table 6 variant (see README "Ablation variants").
+ABLATION_VARIANTS: dict[str, dict] = {
+    "dyglnet_w_bilinear": {"upsampler": "bilinear"},
+    "dyglnet_w_tconv": {"upsampler": "tconv"},
+    "dyglnet_wo_dyt": {"attn_norm": "batchnorm"},
+    "dyglnet_wo_dc": {"mixer_dilations": ()},
+    "dyglnet_wo_sa": {"use_attention": False},
+    "dyglnet_split_dc": {"attn_channels": (16, 28, 40)},  # one eighth of each stage (release: about one fifth)
+    "dyglnet_split_sa": {"attn_channels": (64, 112, 160)},  # half of each stage's channels
 }
+
+
+def _ablation(name: str, **overrides) -> DyGLNet:
+    return DyGLNet(DyGLNetConfig(**ABLATION_VARIANTS[name]), **overrides)
 
 
 @register_model(family="Ours", display_name="DyGLNet", min_input_size=16)
@@ -510,22 +512,46 @@ def dyglnet(**overrides) -> DyGLNet:
     return DyGLNet(DyGLNetConfig(), **overrides)
 
 
-def _register_variant(name: str, display: str, settings: dict) -> None:
-    def build(**overrides) -> DyGLNet:
-        return DyGLNet(DyGLNetConfig(**settings), **overrides)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"Table 6 ablation {display!r}: DyGLNet with {settings}."
-    register_model(build, family="Ablation", display_name=display, min_input_size=16)
+@register_model(family="Ablation", display_name="ours w BiIn", min_input_size=16)
+def dyglnet_w_bilinear(**overrides) -> DyGLNet:
+    """Bilinear x2 interpolation instead of DySample, same 1x1 channel halving (upsampler="bilinear")."""
+    return _ablation("dyglnet_w_bilinear", **overrides)
 
 
-for _name, (_display, _settings) in ABLATION_VARIANTS.items():
-    _register_variant(_name, _display, _settings)
+@register_model(family="Ablation", display_name="ours w TConv", min_input_size=16)
+def dyglnet_w_tconv(**overrides) -> DyGLNet:
+    """A 2x2 stride-2 transposed convolution instead of DySample and its 1x1 conv (upsampler="tconv")."""
+    return _ablation("dyglnet_w_tconv", **overrides)
 
 
-def config_dict(cfg: DyGLNetConfig) -> dict:
-    """A JSON-friendly dict of a config (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
+@register_model(family="Ablation", display_name="ours w/o DyT", min_input_size=16)
+def dyglnet_wo_dyt(**overrides) -> DyGLNet:
+    """BatchNorm instead of DyT before the attention (attn_norm="batchnorm")."""
+    return _ablation("dyglnet_wo_dyt", **overrides)
+
+
+@register_model(family="Ablation", display_name="ours w/o DC", min_input_size=16)
+def dyglnet_wo_dc(**overrides) -> DyGLNet:
+    """The encoder mixer's three dilated depthwise convolutions removed (mixer_dilations=())."""
+    return _ablation("dyglnet_wo_dc", **overrides)
+
+
+@register_model(family="Ablation", display_name="ours w/o SA", min_input_size=16)
+def dyglnet_wo_sa(**overrides) -> DyGLNet:
+    """The attention channels pass through unchanged: no DyT, no q/k/v (use_attention=False)."""
+    return _ablation("dyglnet_wo_sa", **overrides)
+
+
+@register_model(family="Ablation", display_name="ours Split-DC", min_input_size=16)
+def dyglnet_split_dc(**overrides) -> DyGLNet:
+    """One eighth of each stage's channels to attention (attn_channels=(16, 28, 40))."""
+    return _ablation("dyglnet_split_dc", **overrides)
+
+
+@register_model(family="Ablation", display_name="ours Split-SA", min_input_size=16)
+def dyglnet_split_sa(**overrides) -> DyGLNet:
+    """Half of each stage's channels to attention (attn_channels=(64, 112, 160))."""
+    return _ablation("dyglnet_split_sa", **overrides)
 
 
 __all__ = [
@@ -533,7 +559,6 @@ __all__ = [
     "DyGLNet",
     "DyGLNetConfig",
     "authors_key_to_ours",
-    "config_dict",
     "config_from_authors",
     "load_authors_state_dict",
 ]

@@ -1,14 +1,38 @@
-"""A timm-style model registry: ``@register_model`` builders, ``create_model(name)``, ``list_models()``."""
+"""A timm-style model registry: ``@register_model`` builders, ``create_model(name)``, ``list_models()``.
+
+Names and metadata come from reading the source: every module-level function decorated with
+``@register_model(...)`` in ``models/*.py`` and ``baselines/*.py`` is found with :mod:`ast`, without
+importing torch or the model's module. A model's module is imported only when that model is built
+(:func:`create_model`), so listing models, reading a display name in the report stage or computing a
+model's source files (:func:`model_sources`, used by the DVC pipeline) costs milliseconds.
+"""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-ModelBuilder = Callable[..., nn.Module]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_PACKAGES = ("models", "baselines")  # where registered builders live
+REPO_PACKAGES = ("models", "baselines", "datasets", "pipeline", "reports")  # first-party import roots
+
+ModelBuilder = Callable[..., "nn.Module"]
+
+
+class UnknownModelError(KeyError):
+    """A model name that no ``@register_model`` function defines."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -16,14 +40,16 @@ class ModelInfo:
     """What the harness knows about a registered model besides its builder."""
 
     name: str
-    builder: ModelBuilder
+    module: str  # the module that defines the builder, e.g. ``baselines.unet``
     family: str = "Other"  # report group: CNN, Transformer, Hybrid, Ours, Ablation, ...
     display_name: str = ""  # name in the paper's tables; defaults to ``name``
     min_input_size: int = 64  # smallest square input the model accepts (smoke tests use it)
     fixed_input_size: int | None = None  # set when the model accepts exactly one size
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+_METADATA_KEYS = ("family", "display_name", "min_input_size", "fixed_input_size")
+_BUILDERS: dict[str, ModelBuilder] = {}  # filled as modules are imported
+_EXTRA: dict[str, ModelInfo] = {}  # registered at run time outside the scanned folders (tests, notebooks)
 
 
 def register_model(
@@ -37,61 +63,204 @@ def register_model(
 ):
     """Register a builder under its function name (or ``name``).
 
-    Usable bare (``@register_model``) or with metadata (``@register_model(family="CNN")``).
+    Usable bare (``@register_model``) or with metadata (``@register_model(family="CNN")``). In
+    ``models/`` and ``baselines/`` use it as a decorator on a module-level function with literal
+    keyword arguments (or module-level constants): that is what the registry reads.
     """
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         key = name or builder.__name__
-        old = _REGISTRY.get(key)
-        if old is not None and old.builder.__qualname__ != builder.__qualname__:
-            raise ValueError(f"model {key!r} is already registered by {old.builder.__module__}")
-        _REGISTRY[key] = ModelInfo(
-            name=key,
-            builder=builder,
-            family=family,
-            display_name=display_name or key,
-            min_input_size=fixed_input_size or min_input_size,
-            fixed_input_size=fixed_input_size,
-        )
+        old = _BUILDERS.get(key)
+        if old is not None and old.__qualname__ != builder.__qualname__:
+            raise ValueError(f"model {key!r} is already registered by {old.__module__}")
+        indexed = _index().get(key)
+        if indexed is not None and indexed.module != builder.__module__:
+            raise ValueError(f"model {key!r} is already registered by {indexed.module}")
+        _BUILDERS[key] = builder
+        if indexed is None:
+            _EXTRA[key] = ModelInfo(
+                name=key,
+                module=builder.__module__,
+                family=family,
+                display_name=display_name or key,
+                min_input_size=fixed_input_size or min_input_size,
+                fixed_input_size=fixed_input_size,
+            )
         return builder
 
     return decorator(fn) if fn is not None else decorator
 
 
-def _ensure_discovered() -> None:
-    # Baselines register themselves on import; import them lazily so that registry users
-    # never depend on import order.
-    from models import discover
-
-    discover()
+# ----------------------------------------------------------------------------------------------
+# Reading the source
+# ----------------------------------------------------------------------------------------------
 
 
-def _find(name: str) -> ModelInfo | None:
-    """Look ``name`` up, importing as little as possible: the pipeline starts one process per stage,
-    and importing every baseline (timm, smp, ...) costs seconds of CPU each time."""
-    from models import discover_one
+def _module_constants(tree: ast.Module) -> dict[str, Any]:
+    """Module-level ``NAME = <literal>`` assignments."""
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        value = getattr(node, "value", None)
+        for target in targets:
+            if isinstance(target, ast.Name) and value is not None:
+                try:
+                    constants[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    pass
+    return constants
 
-    if name not in _REGISTRY:
-        discover_one(name)
-    if name not in _REGISTRY:
-        _ensure_discovered()
-    return _REGISTRY.get(name)
+
+def _decorator_metadata(decorator: ast.expr, constants: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """The keyword arguments of a ``register_model`` decorator, or None for another decorator."""
+    call = decorator if isinstance(decorator, ast.Call) else None
+    target = call.func if call else decorator
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+    if name != "register_model":
+        return None
+    values = {}
+    for kw in call.keywords if call else []:
+        if isinstance(kw.value, ast.Name) and kw.value.id in constants:
+            values[kw.arg] = constants[kw.value.id]
+            continue
+        try:
+            values[kw.arg] = ast.literal_eval(kw.value)
+        except ValueError as err:
+            raise ValueError(
+                f"{where}: register_model({kw.arg}=...) must be a literal or a module-level constant"
+            ) from err
+    return values
+
+
+def _scan_file(path: Path, module: str) -> list[ModelInfo]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    constants = _module_constants(tree)
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            meta = _decorator_metadata(decorator, constants, f"{path}:{node.lineno}")
+            if meta is None:
+                continue
+            key = meta.pop("name", None) or node.name
+            fixed = meta.get("fixed_input_size")
+            found.append(
+                ModelInfo(
+                    name=key,
+                    module=module,
+                    family=meta.get("family", "Other"),
+                    display_name=meta.get("display_name") or key,
+                    min_input_size=fixed or meta.get("min_input_size", 64),
+                    fixed_input_size=fixed,
+                )
+            )
+    return found
+
+
+@functools.cache
+def _index() -> dict[str, ModelInfo]:
+    """Every ``@register_model`` function of ``models/`` and ``baselines/``, read from the source."""
+    index: dict[str, ModelInfo] = {}
+    for package in MODEL_PACKAGES:
+        folders = importlib.import_module(package).__path__  # a plain list of folders; the packages are light
+        for path in sorted(p for folder in folders for p in Path(folder).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            for info in _scan_file(path, f"{package}.{path.stem}"):
+                if info.name in index:
+                    raise ValueError(
+                        f"model {info.name!r} is registered twice: in {index[info.name].module} and {info.module}"
+                    )
+                index[info.name] = info
+    return index
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching a shell-style ``pattern``."""
-    _ensure_discovered()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    """Sorted names of the registered models matching a shell-style ``pattern`` (imports nothing)."""
+    return sorted(n for n in {*_index(), *_EXTRA} if fnmatch.fnmatch(n, pattern))
 
 
 def model_info(name: str) -> ModelInfo:
-    """Registry metadata of ``name`` (family, display name, accepted input sizes)."""
-    info = _find(name)
+    """Registry metadata of ``name`` (module, family, display name, accepted input sizes); imports nothing."""
+    info = _index().get(name) or _EXTRA.get(name)
     if info is None:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownModelError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())} (python -m models lists them)"
+        )
     return info
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its builder."""
-    return model_info(name).builder(**kwargs)
+    info = model_info(name)
+    if name not in _BUILDERS:
+        importlib.import_module(info.module)
+    if name not in _BUILDERS:
+        raise RuntimeError(f"{info.module} was imported but registered no builder {name!r}")
+    return _BUILDERS[name](**kwargs)
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of a first-party module (``pkg/mod.py`` or ``pkg/__init__.py``), else None."""
+    parts = module.split(".")
+    if parts[0] not in REPO_PACKAGES:
+        return None
+    base = REPO_ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports_of(path: Path) -> set[str]:
+    """First-party modules that ``path`` imports (at any depth of the file), with their packages."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import mod`
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+            if module_file(".".join(parts[:i])) is not None:
+                found.add(".".join(parts[:i]))
+    return found
+
+
+def module_sources(*modules: str) -> list[str]:
+    """Repository-relative source files of ``modules`` and every first-party module they import, transitively."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # its packages' __init__.py run first
+        path = module_file(module)
+        if path is not None:
+            todo.extend(_imports_of(path) - seen)
+    files = {module_file(m) for m in seen}
+    return sorted(str(f.relative_to(REPO_ROOT)) for f in files if f is not None)
+
+
+def model_sources(name: str) -> list[str]:
+    """The source files that building model ``name`` executes: its module, its first-party imports, and the
+    registry with the packages it scans."""
+    return module_sources(model_info(name).module, *MODEL_PACKAGES)

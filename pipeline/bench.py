@@ -18,10 +18,12 @@ import time
 
 import torch
 
+from datasets.fsutil import atomic_write_json
 from models import create_model, model_info
 from models.complexity import count_params
-from pipeline.common import atomic_write_json, resolve_device
-from pipeline.train import BceDiceLoss
+from pipeline.cli import run
+from pipeline.recipe import BceDiceLoss
+from pipeline.runtime import resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -126,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

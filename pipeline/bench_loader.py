@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets.torch_data import SegmentationArrays, build_transforms, seed_worker
+from pipeline.cli import run
 
 
 def bench(data: Path, batch: int, workers: int, batches: int, size: int | None = None, seed: int = 42) -> float:
@@ -63,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run(main))

@@ -14,9 +14,11 @@ import time
 
 import torch
 
+from datasets.fsutil import atomic_write_json
 from models import create_model, model_info
 from models.complexity import count_params, fvcore_gflops
-from pipeline.common import atomic_write_json, load_params
+from pipeline.cli import run
+from pipeline.params import load_params
 
 
 def latency_ms(model: torch.nn.Module, size: int, device: torch.device, repeats: int, warmup: int = 2) -> float:
@@ -62,7 +64,8 @@ def measure(name: str, size: int = 224, repeats: int = 5, model_kwargs: dict | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params("complexity")
+    all_params = load_params()
+    params = all_params.complexity.model_dump()
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.complexity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -72,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=params.get("repeats", 5))
     args = parser.parse_args(argv)
     # The builder arguments the model is trained with (params.yaml models.<name>.model_kwargs).
-    model_kwargs = (load_params("models").get(args.model) or {}).get("model_kwargs", {})
-    row = measure(args.model, args.size, args.repeats, model_kwargs)
+    spec = all_params.model_spec(args.model)
+    row = measure(spec.builder, args.size, args.repeats, spec.model_kwargs)
+    row["model"] = spec.key
     atomic_write_json(args.out, row)
     print(
         f"{args.model}: {row['params'] / 1e6:.3f} M params, {row['gflops_fvcore']:.3f} GFLOPs, "
@@ -84,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

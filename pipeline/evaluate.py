@@ -22,28 +22,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from datasets import DatasetError
+from datasets.fsutil import atomic_write_bytes, atomic_write_json
 from datasets.torch_data import SegmentationArrays, build_transforms
-from models import create_model
-from pipeline.common import (
-    CheckpointError,
-    atomic_write_bytes,
-    atomic_write_json,
-    interactive,
-    load_checkpoint,
-    load_params,
-    resolve_device,
-)
+from pipeline.checkpoint import load_model_from_checkpoint
+from pipeline.cli import run
 from pipeline.metrics import ALL_METRICS, PAPER_METRICS, binarize_logits, image_metrics, summarize
-
-
-def load_model_from_checkpoint(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the registered model a checkpoint was trained as and load its weights (eval mode)."""
-    state = load_checkpoint(path, map_location=device)
-    cfg = state["config"]
-    model = create_model(cfg["model"], **cfg.get("model_kwargs", {}))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg
+from pipeline.params import load_params
+from pipeline.runtime import interactive, resolve_device
 
 
 def evaluate(
@@ -117,7 +102,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params("evaluate")
+    params = load_params().evaluate.model_dump()
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -130,21 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
     args = parser.parse_args(argv)
-    try:
-        evaluate(
-            args.data,
-            args.checkpoint,
-            args.out,
-            args.split,
-            args.batch_size,
-            args.device,
-            args.bootstrap,
-            save_predictions=not args.no_predictions,
-        )
-    except (CheckpointError, DatasetError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from err
+    evaluate(
+        args.data,
+        args.checkpoint,
+        args.out,
+        args.split,
+        args.batch_size,
+        args.device,
+        args.bootstrap,
+        save_predictions=not args.no_predictions,
+    )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

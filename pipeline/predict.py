@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.fsutil import atomic_write_bytes
 from datasets.reader import load_image
+from datasets.resize import resize_image
 from datasets.torch_data import build_transforms
-from pipeline.common import CheckpointError, atomic_write_bytes, interactive, resolve_device
-from pipeline.evaluate import load_model_from_checkpoint
-from pipeline.prepare import resize_image
+from pipeline.checkpoint import load_model_from_checkpoint
+from pipeline.cli import run
+from pipeline.runtime import interactive, resolve_device
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -66,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
-    try:
-        model, cfg = load_model_from_checkpoint(args.checkpoint, device)
-    except CheckpointError as err:
-        raise SystemExit(f"error: {err}") from err
+    model, cfg = load_model_from_checkpoint(args.checkpoint, device)
     in_dir, out_dir = Path(args.input), Path(args.output)
     if not in_dir.is_dir():
         raise SystemExit(f"error: --input {in_dir} is not a folder")
@@ -89,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

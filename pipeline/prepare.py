@@ -33,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
@@ -42,7 +41,9 @@ from datasets.base import Adapter, DatasetError, DatasetWarning, Pair, listing
 from datasets.fsutil import atomic_dir
 from datasets.reader import as_rgb, binarize, decode, read_bytes
 from datasets.registry import ADAPTERS, get_adapter
+from datasets.resize import resize_image, resize_mask
 from datasets.splits import grouped_split, official_split, random_split
+from pipeline.cli import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"size": 224, "seed": 42, "split_by_patient": False}
@@ -65,20 +66,6 @@ class _Item:
     mask: np.ndarray | None
     sha_image: str
     sha_mask: str
-
-
-def resize_image(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if (h, w) == (size, size):
-        return img
-    interp = cv2.INTER_AREA if size <= h and size <= w else cv2.INTER_LINEAR
-    return cv2.resize(img, (size, size), interpolation=interp)
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    if mask.shape == (size, size):
-        return mask
-    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def _load(pair: Pair, adapter: Adapter, size: int) -> _Item:
@@ -272,4 +259,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run(main))

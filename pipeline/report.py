@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from datasets import DatasetError, get_adapter
+from datasets.fsutil import atomic_write_bytes, atomic_write_text
 from models import model_info
-from pipeline.common import atomic_write_bytes, atomic_write_text, load_params
+from pipeline.cli import UserError, run
+from pipeline.params import load_params
 from reports.figures import bubble_chart, figure_bytes, qualitative_grid
 from reports.stats import wilcoxon_vs_reference
 from reports.tables import (
@@ -45,7 +47,7 @@ THOP_NOTE = (
 )
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError):
     """A run named in params.yaml whose outputs are missing or malformed."""
 
 
@@ -431,16 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     params = load_params()
-    datasets, models, seeds = (
-        list(params.get("datasets", {})),
-        list(params.get("models", {})),
-        params.get("seeds", [42]),
-    )
+    datasets, models, seeds = list(params.datasets), list(params.models), list(params.seeds)
     if not datasets or not models:
         raise SystemExit("error: params.yaml must list at least one dataset and one model")
     try:
         written = write_reports(
-            Path(args.results), Path(args.prepared), Path(args.out), datasets, models, seeds, params.get("report", {})
+            Path(args.results), Path(args.prepared), Path(args.out), datasets, models, seeds, params.report.model_dump()
         )
     except ReportError as err:
         raise SystemExit(f"error: {err}") from err
@@ -449,4 +447,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -30,30 +30,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from segmentation_models_pytorch.losses import DiceLoss
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from datasets import DatasetError
+from datasets.fsutil import atomic_link, atomic_write_bytes, atomic_write_json
 from datasets.splits import resolve_selection
 from datasets.torch_data import SegmentationArrays, build_transforms, seed_transform, seed_worker
 from models import create_model
-from pipeline.common import (
-    CheckpointError,
-    atomic_link,
-    atomic_write_bytes,
-    atomic_write_json,
-    interactive,
-    load_checkpoint,
-    load_params,
-    resolve_device,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.cli import run
 from pipeline.metrics import binarize_logits, overlap_metrics
+from pipeline.params import load_params
+from pipeline.recipe import BceDiceLoss, warmup_poly_factor
+from pipeline.runtime import interactive, resolve_device, rng_state, seed_everything, set_rng_state
 
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_dice", "val_dice", "val_loss", "seconds"]
 
@@ -90,40 +80,13 @@ class TrainConfig:
     @classmethod
     def from_params(cls, **overrides) -> TrainConfig:
         """Defaults <- params.yaml ``train:`` <- ``models.<model>:`` <- explicit overrides (None = not given)."""
-        params = load_params("train")
-        per_model = load_params("models").get(overrides.get("model")) or {}
-        known = set(cls.__dataclass_fields__)
-        for where, section in (("train", params), (f"models.{overrides.get('model')}", per_model)):
-            unknown = set(section) - known
-            if unknown:
-                raise SystemExit(f"error: params.yaml {where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        values = {**params, **per_model, **{k: v for k, v in overrides.items() if v is not None}}
-        values.setdefault("augment", load_params("augment"))
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
+        params = load_params()
+        spec = params.model_spec(overrides["model"])
+        values = {**spec.recipe.model_dump(), "model_kwargs": spec.model_kwargs, "augment": params.augment.model_dump()}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        values["betas"] = tuple(values["betas"])
         return cls(**values)
-
-
-class BceDiceLoss(nn.Module):
-    """``w_bce * BCE-with-logits + w_dice * soft Dice over the whole batch`` on sigmoid probabilities."""
-
-    def __init__(self, bce_weight: float = 0.5, dice_weight: float = 0.5, smooth: float = 1.0):
-        super().__init__()
-        self.bce_weight, self.dice_weight = bce_weight, dice_weight
-        self.bce = nn.BCEWithLogitsLoss()
-        self.dice = DiceLoss(mode="binary", from_logits=True, smooth=smooth)
-
-    def forward(self, logits, target):
-        logits = logits.float()
-        return self.bce_weight * self.bce(logits, target) + self.dice_weight * self.dice(logits, target)
-
-
-def warmup_poly_factor(step: int, total_steps: int, warmup_steps: int, power: float) -> float:
-    """LR multiplier: linear warm-up to 1 over ``warmup_steps``, then (1 - progress)^power down to 0."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return max(0.0, 1.0 - progress) ** power
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         train(cfg, resume=args.resume)
-    except (CheckpointError, DatasetError, FloatingPointError, FileNotFoundError) as err:
+    except FloatingPointError as err:
         raise SystemExit(f"error: {err}") from err
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

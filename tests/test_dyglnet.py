@@ -99,10 +99,10 @@ def test_other_sizes_raise_clear_error(hw):
 
 
 def test_variants_are_configurations_of_the_same_class():
-    for name, (display, settings) in ABLATION_VARIANTS.items():
+    for name, settings in ABLATION_VARIANTS.items():
         model = create_model(name)
         assert type(model) is DyGLNet
-        assert model_info(name).display_name == display
+        assert model_info(name).family == "Ablation"
         for key, value in settings.items():
             assert getattr(model.cfg, key) == value
     assert set(ABLATION_VARIANTS) <= set(list_models("dyglnet_*"))

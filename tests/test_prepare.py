@@ -17,6 +17,7 @@ from fakedata import MAKERS, make_brain, make_folder, make_isic, make_kvasir, ma
 
 import datasets.reader as reader
 import pipeline.prepare as prep
+from datasets.resize import resize_image
 from datasets import DatasetError, DatasetWarning
 from datasets.splits import split_sizes
 
@@ -116,13 +117,13 @@ def test_each_file_read_and_decoded_once(tmp_path, monkeypatch):
 def test_resize_rules():
     img = (np.random.default_rng(0).random((40, 30, 3)) * 255).astype(np.uint8)
     area = cv2.resize(img, (16, 16), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(prep.resize_image(img, 16), area)
+    assert np.array_equal(resize_image(img, 16), area)
     bilinear = cv2.resize(img, (64, 64), interpolation=cv2.INTER_LINEAR)
-    assert np.array_equal(prep.resize_image(img, 64), bilinear)
+    assert np.array_equal(resize_image(img, 64), bilinear)
     mask = np.zeros((40, 30), np.uint8)
     mask[10:30, 5:20] = 1
     assert set(np.unique(prep.resize_mask(mask, 64))) == {0, 1}
-    assert prep.resize_image(img[:16, :16], 16) is not None
+    assert resize_image(img[:16, :16], 16) is not None
 
 
 # --- the CLI and bad input -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import pipeline.train as train_mod
-from pipeline.common import CheckpointError, load_checkpoint, save_checkpoint
+from pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pipeline.train import TrainConfig, train, warmup_poly_factor
 
 TINY_MODEL = {"depths": [1, 1, 1]}

@@ -1,0 +1,34 @@
+"""Command-line conventions of every stage: a user error is one line on stderr and exit status 2.
+
+Library code raises exceptions; only :func:`run` (called by each stage's ``__main__``) turns them into
+exit codes. A traceback therefore always means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+class UserError(Exception):
+    """A problem with what the user gave (a flag, a params.yaml value, a file): reported in one line."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Every exception type that means bad input rather than a bug."""
+    from datasets.base import DatasetError
+    from models.registry import UnknownModelError
+
+    return (UserError, DatasetError, UnknownModelError)
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Call a stage's ``main(argv)``; user errors print ``error: ...`` and give 2, Ctrl-C gives 130."""
+    try:
+        return main(argv) or 0
+    except user_errors() as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -1,0 +1,257 @@
+"""``params.yaml``: one typed schema, validated whenever a stage starts.
+
+    params = load_params()                 # the whole file, validated (raises ParamsError)
+    spec = params.model_spec("unet")       # one `models:` entry resolved: builder, labels, recipe
+
+Every section is a pydantic model in strict mode, so ``lr: 1e-3`` (which YAML reads as a string) or
+``epochs: three`` is refused with the entry's path: ``params.yaml: train.lr: expected a number, got
+'1e-3'``. Unknown keys are refused too, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.cli import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ParamsError(UserError):
+    """params.yaml is missing, not YAML, or has a wrong key, type or value."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetEntry(Section):
+    raw: str  # folder of the dataset as downloaded
+
+
+class SyntheticParams(Section):
+    n: int = Field(100, ge=10)
+    size: int = Field(96, ge=16)
+    seed: int = 42
+
+
+class PrepareParams(Section):
+    size: int = Field(224, ge=16)
+    seed: int = 42
+    split_by_patient: bool = False
+
+
+class TrainParams(Section):
+    """The training recipe (paper section 4.1); ``models.<name>:`` may override any key for one model."""
+
+    epochs: int = Field(130, ge=1)
+    batch_size: int = Field(16, ge=2)
+    img_size: int = Field(224, ge=16)
+    lr: float = Field(1e-3, gt=0)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    weight_decay: float = Field(3e-5, ge=0)
+    warmup_epochs: float = Field(10, ge=0)
+    reference_epochs: int = Field(130, ge=1)
+    poly_power: float = Field(0.9, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    amp: bool = True
+    bce_weight: float = Field(0.5, ge=0)
+    dice_weight: float = Field(0.5, ge=0)
+    dice_smooth: float = Field(1.0, ge=0)
+    num_workers: int = Field(2, ge=0)
+    selection: Literal["last", "carve"] = "last"
+    sync_bn: bool = False
+    device: str = "auto"
+    compile: bool = False  # torch.compile the model for training
+    channels_last: bool = False
+    checkpoint_every: int = Field(5, ge=1)  # epochs between resume checkpoints (and at the end)
+
+
+class AugmentParams(Section):
+    crop_scale: list[float] = Field(default_factory=lambda: [0.5, 1.0], min_length=2, max_length=2)
+    crop_ratio: list[float] = Field(default_factory=lambda: [0.75, 4 / 3], min_length=2, max_length=2)
+    hflip_p: float = Field(0.5, ge=0, le=1)
+    vflip_p: float = Field(0.5, ge=0, le=1)
+    rotate_limit: float = Field(15, ge=0)
+    rotate_p: float = Field(0.6, ge=0, le=1)
+    elastic_p: float = Field(0.3, ge=0, le=1)
+    elastic_alpha: float = Field(300.0, ge=0)
+    elastic_sigma: float = Field(10.0, gt=0)
+    brightness_limit: float = Field(0.2, ge=0)
+    contrast_limit: float = Field(0.2, ge=0)
+    brightness_contrast_p: float = Field(0.2, ge=0, le=1)
+    mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406], min_length=3, max_length=3)
+    std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225], min_length=3, max_length=3)
+
+
+class EvaluateParams(Section):
+    split: Literal["train", "val", "test"] = "test"
+    batch_size: int = Field(16, ge=1)
+    bootstrap: int = Field(1000, ge=0)
+    compile: bool = False
+    device: str = "auto"
+
+
+class ComplexityParams(Section):
+    size: int = Field(224, ge=16)
+    repeats: int = Field(20, ge=1)
+    warmup: int = Field(3, ge=0)
+
+
+class ReportParams(Section):
+    reference_model: str = "dyglnet"
+    qualitative_dataset: str | None = None
+    qualitative_images: int = Field(4, ge=1)
+    palette: Literal["default", "colorblind"] = "default"
+
+
+class ModelEntry(BaseModel):
+    """One ``models:`` entry: which registered builder, how it is labelled, and its recipe overrides.
+
+    The key is the run's name (folders, stage names); ``model`` names the registered builder and
+    defaults to the key, so ``smp_fpn_r18: {model: smp, model_kwargs: {arch: FPN, encoder: resnet18},
+    display_name: FPN-R18, family: CNN}`` compares another smp model without writing code.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    model: str | None = None
+    display_name: str | None = None
+    family: str | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> ModelEntry:
+        extra = dict(self.model_extra or {})
+        unknown = sorted(set(extra) - set(TrainParams.model_fields))
+        if unknown:
+            known = ["model", "display_name", "family", "model_kwargs", *TrainParams.model_fields]
+            raise ValueError(f"unknown keys {unknown}; known: {', '.join(known)}")
+        TrainParams(**extra)  # type-check the overrides with the recipe's own rules
+        return self
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The ``train:`` keys this entry overrides."""
+        return dict(self.model_extra or {})
+
+
+class ModelSpec(BaseModel):
+    """A ``models:`` entry resolved against the registry and the recipe."""
+
+    key: str  # run name
+    builder: str  # registered model name
+    display_name: str
+    family: str
+    model_kwargs: dict[str, Any]
+    recipe: TrainParams
+
+
+class Params(BaseModel):
+    """The whole of params.yaml."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    profile: str = "custom"
+    datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+    models: dict[str, ModelEntry | None] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    synthetic: SyntheticParams = Field(default_factory=SyntheticParams)
+    prepare: PrepareParams = Field(default_factory=PrepareParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    augment: AugmentParams = Field(default_factory=AugmentParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    complexity: ComplexityParams = Field(default_factory=ComplexityParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+    grid: dict[str, Any] = Field(default_factory=dict)  # executor settings of pipeline.grid
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, models: dict[str, ModelEntry | None]) -> dict[str, ModelEntry | None]:
+        for key in models:
+            if not key or not all(c.isalnum() or c in "_-." for c in key):
+                raise ValueError(f"model key {key!r}: use letters, digits, '_', '-' or '.' (it names folders)")
+        return models
+
+    def model_spec(self, key: str) -> ModelSpec:
+        """Resolve the ``models.<key>`` entry (a key that is not listed is the registered model of that name)."""
+        from models.registry import model_info
+
+        entry = self.models.get(key) or ModelEntry()
+        builder = entry.model or key
+        info = model_info(builder)  # UnknownModelError for a name nobody registered
+        return ModelSpec(
+            key=key,
+            builder=builder,
+            display_name=entry.display_name or info.display_name,
+            family=entry.family or info.family,
+            model_kwargs=dict(entry.model_kwargs),
+            recipe=self.train.model_copy(update=entry.overrides),
+        )
+
+
+def params_path(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``params.yaml`` in the working directory, else the repository's."""
+    if path is not None:
+        return Path(path)
+    here = Path.cwd() / "params.yaml"
+    return here if here.exists() else REPO_ROOT / "params.yaml"
+
+
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Read and validate params.yaml; :class:`ParamsError` names the file and the entry at fault."""
+    path = params_path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ParamsError(f"{path}: not found (run from the repository root, or pass --params)") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ParamsError(f"{path}: unreadable: {err}") from err
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(f"{path}: {describe(err)}") from err
+
+
+_EXPECTED = {
+    "float_type": "expected a number",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "missing": "missing",
+    "extra_forbidden": "unknown key",
+}
+
+
+def describe(err: ValidationError) -> str:
+    """The first problem of a validation error as ``section.key: expected ..., got ...``."""
+    first = err.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "union[")))
+    loc = loc.replace(".ModelEntry", "")
+    kind = first["type"]
+    if kind in _EXPECTED and kind not in ("missing", "extra_forbidden"):
+        message = f"{_EXPECTED[kind]}, got {first['input']!r}"
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if kind != "missing" and kind != "value_error":
+            message += f", got {first['input']!r}"
+    more = len(err.errors()) - 1
+    return f"{loc}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
