@@ -1,9 +1,11 @@
-# The two commands of the README. Both create .venv on first use and (re)install when pyproject changes.
+# The README's commands. Each creates .venv on first use and (re)installs when pyproject.toml changes.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dyglbench-installed
+# dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
+RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test repro lint bench profile clean-venv
+.PHONY: install test test-fast repro repro-paper lint bench profile clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,9 +18,17 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# dvc.yaml runs `python -m ...`: put the project's interpreter first on PATH for every stage.
+# Everything but the tests marked slow (end-to-end DVC runs, LaTeX, 224-only models): under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
 repro: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro
+	$(RUN) $(VENV)/bin/dvc repro
+
+# The paper's protocol on a GPU machine: switch the profile, then reproduce.
+repro-paper: $(STAMP)
+	$(MAKE) profile PROFILE=paper
+	$(RUN) $(VENV)/bin/dvc repro
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -29,8 +39,11 @@ bench: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# make profile PROFILE=paper|quick: make configs/$(PROFILE).yaml the active params.yaml
+# make profile PROFILE=paper|quick [FORCE=1]: make configs/$(PROFILE).yaml the active params.yaml.
+# A params.yaml that matches no profile holds your edits: it is kept unless FORCE=1.
 profile:
-	@test -f configs/$(PROFILE).yaml || { echo "no profile configs/$(PROFILE).yaml (have: $$(ls configs))"; exit 2; }
+	@test -f configs/$(PROFILE).yaml || { echo "error: no profile configs/$(PROFILE).yaml (have: $$(cd configs && ls *.yaml | sed 's/.yaml//' | tr '\n' ' '))" >&2; exit 2; }
+	@if [ -f params.yaml ] && [ -z "$(FORCE)" ] && ! for f in configs/*.yaml; do cmp -s params.yaml $$f && exit 0; done; then \
+		echo "error: params.yaml differs from every profile in configs/ (your edits would be lost); save it as configs/NAME.yaml or rerun with FORCE=1" >&2; exit 2; fi
 	cp configs/$(PROFILE).yaml params.yaml
 	@echo "params.yaml is now the $(PROFILE) profile; run 'make repro'"

@@ -66,12 +66,7 @@ class AttentionUpStage(nn.Module):
 class AttentionUNet(nn.Module):
     """U-Net with attention-gated skips; ``widths`` are the channels of the five encoder stages."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 1,
-        widths: tuple[int, ...] = (64, 128, 256, 512, 1024),
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1, widths: tuple[int, ...] = (64, 128, 256, 512, 1024)):
         super().__init__()
         self.pool = nn.MaxPool2d(2)
         encoder_inputs = (in_channels, *widths[:-1])

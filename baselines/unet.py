@@ -49,12 +49,7 @@ class UpStage(nn.Module):
 class UNet(nn.Module):
     """The classic U-Net; ``widths`` are the channels of the five encoder stages."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 1,
-        widths: tuple[int, ...] = (64, 128, 256, 512, 1024),
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1, widths: tuple[int, ...] = (64, 128, 256, 512, 1024)):
         super().__init__()
         self.stem = DoubleConv(in_channels, widths[0], bias=False)
         self.down_stages = nn.ModuleList(

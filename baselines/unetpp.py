@@ -28,12 +28,7 @@ SIZE_DIVISOR = 16  # four 2x2 max-pools
 class UNetPlusPlus(nn.Module):
     """Nested U-Net with dense skip pathways; ``widths`` are the channels per depth."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 1,
-        widths: tuple[int, ...] = (32, 64, 128, 256, 512),
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1, widths: tuple[int, ...] = (32, 64, 128, 256, 512)):
         super().__init__()
         self.depth = len(widths)
         self.pool = nn.MaxPool2d(2)

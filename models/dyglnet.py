@@ -240,7 +240,11 @@ class EncoderStage(nn.Module):
 
 
 class Stem(nn.Module):
-    """Four conv-BN units (the last two with stride 2); returns the two full- and half-resolution skips."""
+    """Four conv-BN units (the last two with stride 2).
+
+    Returns ``(skip_full, skip_half, out)``: the full- and half-resolution skips and the quarter-resolution map
+    that enters the encoder.
+    """
 
     def __init__(self, cin: int, widths: tuple[int, int, int], cout: int):
         super().__init__()

@@ -6,7 +6,8 @@ import pytest
 import timm
 import torch
 
-from baselines.swinunet import swinunet
+from baselines.swinunet import PRETRAINED_CFGS, swinunet
+from models.pretrained import load_pretrained
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,14 @@ def swin_t_state():
     return source.state_dict()
 
 
-def test_batch_samples_are_independent():
+@pytest.fixture(scope="module")
+def model():
     torch.manual_seed(0)
-    model = swinunet().eval()  # no drop path
+    return swinunet().eval()  # eval: no drop path
+
+
+@pytest.mark.slow
+def test_batch_samples_are_independent(model):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model(x)[1:], model(x[1:]), rtol=1e-4, atol=1e-5)
@@ -41,7 +47,7 @@ def test_swin_t_weights_fill_the_encoder_and_are_mirrored_into_the_decoder(swin_
     torch.testing.assert_close(loaded.decoder[0].fuse.weight.std(), torch.tensor(0.02), atol=2e-3, rtol=0)
 
 
-def test_accepts_original_microsoft_checkpoint_layout(swin_t_state, tmp_path):
+def test_accepts_original_microsoft_checkpoint_layout(model, swin_t_state, tmp_path):
     # original layout: merging at the end of a stage (layers.k.downsample), classifier "head", {"model": ...}
     original = {
         re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m[1]) - 1}.downsample", k).replace(
@@ -51,12 +57,12 @@ def test_accepts_original_microsoft_checkpoint_layout(swin_t_state, tmp_path):
     }
     path = tmp_path / "swin_tiny_patch4_window7_224.pth"
     torch.save({"model": original}, path)
-    encoder = swinunet(pretrained_file={"swin": path}).encoder.state_dict()
-    assert all(torch.equal(v, swin_t_state[k]) for k, v in encoder.items())
+    load_pretrained(model, PRETRAINED_CFGS["swin"], path, "swin")
+    assert all(torch.equal(v, swin_t_state[k]) for k, v in model.encoder.state_dict().items())
 
 
-def test_rejects_checkpoint_that_does_not_fit_the_encoder(swin_t_state, tmp_path):
+def test_rejects_checkpoint_that_does_not_fit_the_encoder(model, swin_t_state, tmp_path):
     path = tmp_path / "partial.pth"
     torch.save({k: v for k, v in swin_t_state.items() if not k.startswith("layers.3.")}, path)
     with pytest.raises(ValueError, match=r"partial\.pth.*missing.*layers\.3"):
-        swinunet(pretrained_file=str(path))
+        load_pretrained(model, PRETRAINED_CFGS["swin"], path, "swin")

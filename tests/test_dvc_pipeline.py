@@ -1,0 +1,186 @@
+"""The DVC graph reruns exactly what a change touches (README "What reruns when").
+
+Each case works on a copy of the repository whose pipeline is materialised without training: every
+stage's outputs are stand-in files recorded with ``dvc commit``, which stores the same dependency and
+params hashes a real run would. The case then edits the code and asks ``dvc status`` which stages are
+out of date (after the cheap ``fingerprint`` stage has rerun, as ``dvc repro`` does first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.fingerprint import STAGE_MODULES, stage_sources
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = str(Path(sys.executable).with_name("dvc"))
+MODELS = ["dyglnet", "dyglnet_wo_sa", "unet", "unetpp"]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # Python's default: write bytecode next to the sources
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _status(work: Path) -> set[str]:
+    _run([DVC, "repro", "--single-item", "fingerprint"], work)
+    return set(json.loads(_run([DVC, "status", "--json"], work).stdout))
+
+
+def _materialise(work: Path) -> None:
+    """Stand-in outputs for every stage, recorded in dvc.lock by `dvc commit`."""
+    _run([DVC, "repro", "--single-item", "fingerprint"], work)
+    for path in [
+        "data/raw/synthetic/images/a.png",
+        "data/prepared/synthetic/split.json",
+        "output/comparison.md",
+        "metrics.json",
+    ]:
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text("{}")
+    for model in MODELS:
+        run, res = work / f"runs/synthetic/{model}/seed42", work / f"results/synthetic/{model}/seed42"
+        for f in (run / "best.pt", run / "train.json", run / "log.csv", res / "per_image.csv", res / "metrics.json"):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(f"{model}\n")
+        (res / "timing.json").write_text("{}")
+        (res / "pred").mkdir(exist_ok=True)
+        (res / "pred" / "a.png").write_text("x")
+        (work / f"results/complexity/{model}.json").parent.mkdir(parents=True, exist_ok=True)
+        (work / f"results/complexity/{model}.json").write_text("{}")
+    _run([DVC, "commit", "--force", "--quiet"], work)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("repo")
+    files = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).stdout.split("\n")
+    for name in filter(None, files):
+        src = REPO / name
+        generated = name.startswith(("runs/", "results/", "output/", "data/")) or name in ("dvc.lock", "metrics.json")
+        skip = generated or (name.startswith("reports/") and not name.endswith(".py") and "/paper/" not in name)
+        if src.is_file() and not skip:
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / name)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["datasets"] = {"synthetic": {"raw": "data/raw/synthetic"}}
+    params["models"] = {m: {} for m in MODELS}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], work)
+    _materialise(work)
+    assert _status(work) == set(), "freshly materialised pipeline is not clean"
+    return work
+
+
+def _stages(kind: str, model: str) -> set[str]:
+    return {f"{kind}@synthetic-{model}-42"} if kind != "complexity" else {f"complexity@{model}"}
+
+
+def _model_stages(*models: str) -> set[str]:
+    return {s for m in models for k in ("train", "evaluate", "complexity") for s in _stages(k, m)}
+
+
+def _edit(work: Path, path: str, text: str):
+    """Append ``text`` to a file; returns a function that restores it."""
+    target = work / path
+    old = target.read_bytes()
+    target.write_text(old.decode() + text)
+
+    def restore():
+        target.write_bytes(old)
+        assert _status(work) == set()
+
+    return restore
+
+
+def test_bytecode_and_editor_files_change_nothing(work):
+    _run([sys.executable, "-c", "import models.dyglnet, baselines.unet, pipeline.params, datasets.reader"], work)
+    assert list((work / "baselines").glob("__pycache__/*.pyc")), "bytecode was not written"
+    (work / "models" / ".dyglnet.py.swp").write_text("swap")
+    (work / "pipeline" / ".DS_Store").write_text("x")
+    assert _status(work) == set()
+
+
+def test_comment_in_one_baseline_reruns_only_that_model(work):
+    restore = _edit(work, "baselines/unet.py", "# a comment\n")
+    assert _status(work) == _model_stages("unet") | {"report"}
+    restore()
+
+
+def test_change_in_dyglnet_reruns_dyglnet_and_its_variants(work):
+    restore = _edit(work, "models/dyglnet.py", "# a comment\n")
+    assert _status(work) == _model_stages("dyglnet", "dyglnet_wo_sa") | {"report"}
+    restore()
+
+
+def test_change_in_metrics_reruns_training_and_evaluation(work):
+    restore = _edit(work, "pipeline/metrics.py", "# a comment\n")
+    expected = {s for m in MODELS for k in ("train", "evaluate") for s in _stages(k, m)}
+    changed = _status(work)
+    assert expected <= changed and not any(s.startswith(("complexity@", "prepare@")) for s in changed)
+    restore()
+
+
+def test_change_in_a_figure_reruns_only_the_report(work):
+    figures = next(p for p in ("reports/figures.py", "reports/bubble.py") if (work / p).exists())
+    restore = _edit(work, figures, "# a comment\n")
+    assert _status(work) == {"report"}
+    restore()
+
+
+def test_new_baseline_reruns_only_its_own_stages(work):
+    (work / "baselines" / "tiny_new.py").write_text(
+        "import torch.nn as nn\nfrom models.registry import register_model\n\n\n"
+        '@register_model(family="CNN", display_name="TinyNew", min_input_size=16)\n'
+        "def tiny_new(**kwargs):\n    return nn.Conv2d(3, 1, 3, padding=1)\n"
+    )
+    params_file = work / "params.yaml"
+    old = params_file.read_text()
+    params = yaml.safe_load(old)
+    params["models"]["tiny_new"] = {}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _status(work) == _model_stages("tiny_new") | {"report"}
+    params_file.write_text(old)
+    (work / "baselines" / "tiny_new.py").unlink()
+    assert _status(work) == set()
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_MODULES))
+def test_every_module_a_stage_imports_is_fingerprinted(stage):
+    """What importing a stage's entry module (and parsing --help) loads is covered by its fingerprint."""
+    module = STAGE_MODULES[stage]
+    script = (
+        f"import sys, json, runpy; sys.argv = ['x', '--help']\n"
+        f"try:\n    runpy.run_module({module!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps([m.__file__ for n, m in list(sys.modules.items()) if n.split('.')[0] in "
+        "('models', 'baselines', 'datasets', 'pipeline', 'reports') and getattr(m, '__file__', None)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, capture_output=True, text=True)
+    loaded = {str(Path(f).resolve().relative_to(REPO)) for f in json.loads(out.stdout.strip().splitlines()[-1])}
+    assert loaded <= set(stage_sources(stage)), loaded - set(stage_sources(stage))
+
+
+def test_dvc_yaml_reads_the_fingerprint_of_each_stage_it_runs():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        module = body["cmd"].split("python -m ")[1].split()[0]
+        if name == "fingerprint":
+            continue
+        assert STAGE_MODULES[name] == module
+        fingerprint_params = [p for p in body["params"] if isinstance(p, dict) and "code_fingerprints.yaml" in p]
+        assert fingerprint_params and f"stages.{name}" in fingerprint_params[0]["code_fingerprints.yaml"]
+        assert not [d for d in body.get("deps", []) if d in ("models", "baselines", "pipeline", "datasets")]
