@@ -1,0 +1,15 @@
+"""Report code of the `report` stage (``python -m pipeline.report``): load -> build -> write.
+
+- ``inputs``: load and check every file the reports read (:class:`inputs.Inputs`);
+- ``summary``: numbers with their uncertainty (CI over images, or ± std over seeds) and row flags;
+- ``flags``: the degenerate and unconverged rules;
+- ``table``: the table model, best/second marking with separability, Markdown rendering;
+- ``latex``: LaTeX rendering (booktabs, ``table*``, packages named in a header comment);
+- ``paper``: the paper's own numbers and table layouts from ``reports/paper/*.csv``;
+- one module per report: ``comparison`` (Tables 2-5 and HD95), ``ablation`` (Table 6 and variant cost),
+  ``complexity`` (Table 7), ``paper_vs_ours``, ``significance``, ``claims``, ``figures``;
+- ``provenance``: commit, pipeline and split digests, recipe, software, device;
+- ``build``: every output file in memory from the loaded inputs.
+
+Generated files go to ``output/``; this folder holds code and the paper's numbers only.
+"""

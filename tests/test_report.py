@@ -1,159 +1,249 @@
-"""The report stage on fabricated evaluation outputs: tables, marking, paper comparison, LaTeX."""
+"""The report stage end to end on generated pipeline outputs (tests/fakeruns.py): files, layout, marking,
+uncertainty, flags, provenance, determinism, errors, and that it never imports torch."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 import pytest
+from fakeruns import make_tree
 
-from pipeline.metrics import summarize
-from pipeline.report import ReportError, write_reports
-from reports.tables import rank_columns
+from pipeline.params import load_params
+from pipeline.report import write_reports
+from reports import comparison, complexity
+from reports.inputs import ReportError, load_inputs
 
-MODELS = {"dyglnet": 0.9, "unet": 0.8, "unetpp": 0.7, "dyglnet_wo_sa": 0.85}
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED = {
+    "comparison.md",
+    "comparison.tex",
+    "ablation.md",
+    "ablation.tex",
+    "complexity.md",
+    "complexity.tex",
+    "paper_vs_ours.md",
+    "significance.md",
+    "claims.md",
+    "bubble.png",
+    "bubble.pdf",
+    "qualitative.png",
+    "qualitative.pdf",
+    "val_curves.png",
+    "val_curves.pdf",
+}
 
 
-def fabricate(root: Path, datasets=("kvasir",), seeds=(42,), n=12, size=32) -> tuple[Path, Path]:
-    """Prepared data, per-run evaluation outputs and complexity files, as the pipeline writes them."""
-    rng = np.random.default_rng(0)
-    results, prepared = root / "results", root / "prepared"
-    for d in datasets:
-        ids = [f"im{i:02d}" for i in range(n)]
-        folder = prepared / d
-        folder.mkdir(parents=True)
-        np.save(folder / "images.npy", rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
-        masks = np.zeros((n, size, size), np.uint8)
-        masks[:, 8:24, 8:24] = 1
-        np.save(folder / "masks.npy", masks)
-        (folder / "ids.json").write_text(json.dumps(ids))
-        (folder / "split.json").write_text(json.dumps({"train": [], "val": [], "test": ids}))
-        for m, level in MODELS.items():
-            for s in seeds:
-                run = results / d / m / f"seed{s}"
-                (run / "pred").mkdir(parents=True)
-                values = {
-                    k: np.clip(level + rng.normal(0, 0.05, n), 0, 1)
-                    for k in ("dice", "iou", "precision", "recall", "specificity", "accuracy")
-                }
-                values["hd95"] = rng.uniform(0, 5, n)
-                pd.DataFrame({"id": ids, **values}).to_csv(run / "per_image.csv", index=False)
-                (run / "metrics.json").write_text(
-                    json.dumps({k: summarize(v, scale=1 if k == "hd95" else 100) for k, v in values.items()})
-                )
-                for i in ids:
-                    cv2.imwrite(str(run / "pred" / f"{i}.png"), masks[0] * 255)
-    (results / "complexity").mkdir(parents=True)
-    for m in MODELS:
-        (results / "complexity" / f"{m}.json").write_text(
-            json.dumps(
-                {
-                    "model": m,
-                    "params": 1_000_000 * (len(m) + 1),
-                    "gflops_fvcore": float(len(m)),
-                    "cpu_latency_ms": 5.0,
-                    "gpu_latency_ms": None,
-                }
-            )
+def report(root: Path, out: str = "output") -> Path:
+    """Run the report stage on a fake tree (from inside it, as DVC does); returns the output folder."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        write_reports(
+            load_params(root / "params.yaml"),
+            Path("results"),
+            Path("runs"),
+            Path("data/prepared"),
+            Path(out),
+            metrics=Path("metrics.json"),
         )
-    return results, prepared
+    finally:
+        os.chdir(cwd)
+    return root / out
 
 
-def test_every_report_file_is_written(tmp_path):
-    results, prepared = fabricate(tmp_path)
-    out = tmp_path / "reports"
-    written = write_reports(results, prepared, out, ["kvasir"], list(MODELS), [42], {})
-    names = {p.name for p in written}
-    assert names == {
-        "comparison.md",
-        "comparison.tex",
-        "ablation.md",
-        "ablation.tex",
-        "complexity.md",
-        "complexity.tex",
-        "paper_vs_ours.md",
-        "significance.md",
-        "bubble.png",
-        "bubble.pdf",
-        "qualitative.png",
-    }
-    comparison = (out / "comparison.md").read_text()
-    assert "Table 2" in comparison and "Kvasir-SEG Dice" in comparison
-    assert "dyglnet_wo_sa" not in comparison and "ours w/o SA" not in comparison  # variants go to ablation
-    assert "ours w/o SA" in (out / "ablation.md").read_text()
-    tex = (out / "comparison.tex").read_text()
-    assert "\\toprule" in tex and "\\textcolor{red}" in tex and "\\textcolor{blue}" in tex
-    assert (out / "bubble.pdf").read_bytes().startswith(b"%PDF")
+def inputs_of(root: Path):
+    """The loaded inputs of a fake tree, for tests that need one report only (faster than all of them)."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return load_inputs(
+            load_params(root / "params.yaml"), Path("results"), Path("runs"), Path("data/prepared"), root
+        )
+    finally:
+        os.chdir(cwd)
 
 
-def test_best_bold_second_italic():
-    means = pd.DataFrame({"a": [1.0, 3.0, 2.0], "b": [5.0, 4.0, 6.0]})
-    ranks = rank_columns(means)
-    assert ranks["a"].tolist() == [0, 1, 2] and ranks["b"].tolist() == [2, 0, 1]
-    assert rank_columns(means, higher_is_better=False)["a"].tolist() == [1, 0, 2]
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """One full report of two paper datasets of different tables (2 and 4) and one outside the paper."""
+    root = make_tree(tmp_path_factory.mktemp("tree"), datasets=("kvasir", "isic2016", "synthetic"))
+    return report(root)
 
 
-def test_paper_numbers_only_beside_ours_and_labelled(tmp_path):
-    results, prepared = fabricate(tmp_path)
-    out = tmp_path / "reports"
-    write_reports(results, prepared, out, ["kvasir"], list(MODELS), [42], {})
-    text = (out / "paper_vs_ours.md").read_text()
-    paper = pd.read_csv(Path(__file__).parents[1] / "reports" / "paper" / "comparison.csv")
-    paper_dice = paper.query("dataset == 'Kvasir-SEG' and model == 'DyGLNet' and metric == 'Dice'")["value_percent"]
-    assert f"{paper_dice.item():.2f}" in text
-    ours = json.loads((results / "kvasir" / "dyglnet" / "seed42" / "metrics.json").read_text())["dice"]["mean"]
-    assert f"{ours:.2f}" in text
-    assert "31.04" in (out / "complexity.md").read_text()  # UNet's Table 7 value, in the labelled paper table
+def test_every_output_is_written(built):
+    assert {p.name for p in built.iterdir()} == EXPECTED
+    metrics = json.loads((built.parent / "metrics.json").read_text())
+    assert set(metrics) == {"kvasir", "isic2016", "synthetic"} and "dice" in metrics["kvasir"]["dyglnet"]
+
+
+def test_tables_use_the_papers_metric_sets(built):
+    md = (built / "comparison.md").read_text()
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    table4 = md.split("## Table 4")[1].split("##")[0]
+    header4 = next(line for line in table4.splitlines() if line.startswith("| Family"))
+    assert "Kvasir-SEG Specificity" in table2 and "Kvasir-SEG Recall" in table2
+    assert header4.count("ISIC2016") == 4 and "Recall" not in header4 and "Specificity" not in header4
+    assert "## Synthetic (not a dataset of the paper)" in md
+    assert "## HD95 (not printed by the paper)" in md
+    assert "ours w/o SA" not in md  # variants go to the ablation table
+    assert "ours w/o SA" in (built / "ablation.md").read_text()
+
+
+def test_uncertainty_in_every_metric_cell(built):
+    md = (built / "comparison.md").read_text()
+    rows = " ".join(line for line in md.splitlines() if line.startswith("| Ours | DyGLNet"))
+    cells = re.findall(r"\d+\.\d\d\**†?\** \(\d+\.\d\d–\d+\.\d\d\)", rows)  # value (CI low–high)
+    assert len(cells) == 6 + 4 + 6 + 3  # Table 2 layout, Table 4 layout, synthetic, HD95
+    tex = (built / "comparison.tex").read_text()
+    assert re.search(r"\d\.\d\d\$\^\{\+\d+\.\d\}_\{-\d+\.\d\}\$", tex)
+
+
+def test_degenerate_runs_are_flagged_and_never_ranked(built):
+    md = (built / "comparison.md").read_text()
+    att = next(line for line in md.splitlines() if "AttentionUnet" in line and line.startswith("| CNN"))
+    assert "AttentionUnet (D)" in att
+    assert "100.00" in att and "**" not in att and "*" not in att.replace("(D)", "")  # wins nothing
+    assert "AttentionUnet on Kvasir-SEG: degenerate" in md
+    assert "AttentionUnet\\textsuperscript{D}" in (built / "comparison.tex").read_text()
+
+
+def test_unconverged_runs_are_flagged(built):
+    md = (built / "comparison.md").read_text()
+    assert "| CNN | Unet (U) |" in md and "| Ours | DyGLNet |" in md
+
+
+def test_best_marks_and_separability_footnote(built):
+    md = (built / "comparison.md").read_text()
+    assert "**" in md and "†" in md and "not separable" in md
+    tex = (built / "comparison.tex").read_text()
+    assert r"\textbf{\textcolor{red}{" in tex and r"\underline{\textcolor{blue}{" in tex
+
+
+def test_complexity_has_the_papers_table7_columns_in_latex_and_latency_spread(built):
+    tex = (built / "complexity.tex").read_text()
+    assert "Paper Table 7" in tex and "GFLOPs (thop)" in tex and "31.04" in tex  # UNet's Table 7 params
+    md = (built / "complexity.md").read_text()
+    assert "(9.5–10.8)" in md and "median of 20 warm runs" in md  # the fixture's p10-p90 and repeats
+    assert not re.search(r"\bnan\b", md.lower())
+
+
+def test_ablation_cost_table(built):
+    md, tex = (built / "ablation.md").read_text(), (built / "ablation.tex").read_text()
+    assert "## Cost of each variant" in md and "use_attention=False" in md
+    assert r"\label{tab:ablation-cost}" in tex and r"$\Delta$" in tex
+
+
+def test_paper_vs_ours_row_order_and_no_nan_or_negative_zero(built):
+    text = (built / "paper_vs_ours.md").read_text()
+    assert not re.search(r"\bnan\b", text.lower()) and "-0.00" not in text
+    segmentation = text.split("## Ablation")[0]
+    rows = [line.split("|")[2].strip() for line in segmentation.splitlines() if line.startswith("| Kvasir-SEG")]
+    order = list(dict.fromkeys(rows))
+    assert order == ["Unet", "Unet++", "AttentionUnet", "DyGLNet"]  # the comparison tables' order
+    assert "| ISIC2016 | DyGLNet | Accuracy |" in text and "| ISIC2016 | DyGLNet | Recall |" not in text
+
+
+def test_significance_reports_holm_ties_direction_and_effect_size(built):
+    text = (built / "significance.md").read_text()
+    assert "Holm p" in text and "untied" in text and "median diff (95% CI)" in text
+    assert "DyGLNet better" in text
+    kvasir = text.split("## Kvasir-SEG")[1].split("##")[0]
+    assert "| AttentionUnet | 12 | 12 |" in kvasir
+
+
+def test_claims_bins_and_boundary_tables(built):
+    text = (built / "claims.md").read_text()
+    assert text.count("### Dice by lesion size") == 3 and text.count("### Boundary accuracy") == 3
+    assert "Small (n=4)" in text and "NSD@2px (%)" in text and "HD95 (px)" in text
+    assert "Verdict (small-object claim)" in text and "Verdict (boundary claim)" in text
+    boundary = text.split("### Boundary accuracy")[1]
+    dyglnet = next(line for line in boundary.splitlines() if line.startswith("| Ours | DyGLNet"))
+    assert float(dyglnet.split("|")[-2].split()[0].strip("*†")) > 50  # NSD in percent, from per_image.csv
+
+
+def test_every_report_carries_its_provenance(built):
+    for md in built.glob("*.md"):
+        text = md.read_text()
+        assert "## Provenance" in text, md.name
+        for field in (
+            "commit:",
+            "pipeline (dvc.lock):",
+            "splits:",
+            "profile: test",
+            "recipe: epochs 8",
+            "optimiser steps: ",
+            "software: python",
+            "device: Test GPU 9000",
+        ):
+            assert field in text, (md.name, field)
+    for tex in built.glob("*.tex"):
+        head = tex.read_text().splitlines()
+        assert head[2] == r"% Packages: \usepackage{booktabs,xcolor,adjustbox}"
+        assert any(line.startswith("% provenance splits: kvasir: sha256 ") for line in head[:12])
+
+
+def test_same_inputs_give_byte_identical_outputs(built):
+    again = report(built.parent, out="again")
+    for name in EXPECTED:
+        assert (built / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def test_seeds_give_mean_and_std(tmp_path):
-    results, prepared = fabricate(tmp_path, seeds=(1, 2))
-    out = tmp_path / "reports"
-    write_reports(results, prepared, out, ["kvasir"], list(MODELS), [1, 2], {})
-    assert re.search(r"\d+\.\d\d ± \d+\.\d\d", (out / "comparison.md").read_text())
-    assert "$\\pm$" in (out / "comparison.tex").read_text()
+    md, tex = comparison.build(inputs_of(make_tree(tmp_path, seeds=(1, 2), n=6)))
+    assert re.search(r"\d+\.\d\d ± \d+\.\d\d", md) and "over 2 seeds" in md
+    assert r"{\scriptsize$\pm$" in tex
 
 
-def test_significance_tests_reference_against_others(tmp_path):
-    results, prepared = fabricate(tmp_path)
-    out = tmp_path / "reports"
-    write_reports(results, prepared, out, ["kvasir"], list(MODELS), [42], {})
-    text = (out / "significance.md").read_text()
-    for name in ("Unet", "Unet++", "ours w/o SA"):
-        assert f"| {name} " in text
-    assert "p-value" in text
+def test_custom_model_entry_and_missing_logs(tmp_path):
+    extra = {
+        "smp_fpn_r18": {
+            "model": "smp",
+            "model_kwargs": {"arch": "FPN", "encoder": "resnet18"},
+            "display_name": "FPN-R18",
+            "family": "CNN",
+        }
+    }
+    inp = inputs_of(
+        make_tree(tmp_path, models=("dyglnet", "unet"), extra_models=extra, with_logs=False, latency=False, n=6)
+    )
+    md = comparison.build(inp)[0]
+    assert "| CNN | FPN-R18 |" in md
+    assert "Unconverged flag not computed for 3 of 3 runs" in md
+    assert "spread not recorded" in complexity.build(inp)[0]
 
 
-def test_missing_run_names_the_file(tmp_path):
-    results, prepared = fabricate(tmp_path)
-    (results / "kvasir" / "unet" / "seed42" / "metrics.json").unlink()
-    out = tmp_path / "reports"
-    with pytest.raises(ReportError, match=r"unet/seed42/metrics.json"):
-        write_reports(results, prepared, out, ["kvasir"], list(MODELS), [42], {})
-    assert not out.exists()  # nothing half-written
+def test_missing_run_names_the_file_and_writes_nothing(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    (root / "results" / "kvasir" / "unet" / "seed42" / "metrics.json").unlink()
+    with pytest.raises(ReportError, match=r"unet/seed42/metrics.json: missing"):
+        report(root)
+    assert not (root / "output").exists()
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (Debian: texlive-latex-extra)")
-def test_generated_latex_compiles(tmp_path):
-    results, prepared = fabricate(tmp_path / "data", seeds=(1, 2))
-    out = tmp_path / "reports"
-    write_reports(results, prepared, out, ["kvasir"], list(MODELS), [1, 2], {})
-    for tex in sorted(out.glob("*.tex")):
-        doc = tmp_path / f"doc_{tex.stem}.tex"
-        doc.write_text(
-            "\\documentclass{article}\n\\usepackage{booktabs,multirow,xcolor}\n"
-            f"\\begin{{document}}\n\\input{{{tex}}}\n\\end{{document}}\n"
-        )
-        run = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-        )
-        assert run.returncode == 0, f"{tex.name}:\n{run.stdout[-2000:]}"
+def test_malformed_per_image_csv_is_named(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    pd.DataFrame({"image": ["a"]}).to_csv(root / "results" / "kvasir" / "unet" / "seed42" / "per_image.csv")
+    with pytest.raises(ReportError, match=r"per_image.csv: no column 'id'"):
+        report(root)
+
+
+def test_report_stage_never_imports_torch(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    code = (
+        "import sys\n"
+        "import pipeline.report as r\n"
+        "assert 'pandas' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import at --help'\n"
+        "assert r.main(['--out', 'out']) == 0\n"
+        "bad = [m for m in ('torch', 'timm', 'segmentation_models_pytorch') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (root / "out" / "comparison.md").is_file()

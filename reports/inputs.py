@@ -1,0 +1,251 @@
+"""Load step of the report stage: every file the reports read, checked, into one :class:`Inputs`.
+
+Per run named by params.yaml (datasets x models x seeds): ``results/<D>/<M>/seed<S>/metrics.json`` and
+``per_image.csv`` (required), ``runs/<D>/<M>/seed<S>/train.json`` and ``log.csv`` (optional: without a
+log the unconverged flag is not computed, and the report says so); ``results/complexity/<M>.json`` per
+model; from ``data/prepared/<D>/`` the test split, the ground-truth foreground of every test image
+(lesion-size bins) and, for the qualitative figure, a few test images with each model's saved
+prediction. A missing or malformed file raises :class:`ReportError` naming it, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from datasets import DatasetError, get_adapter
+from pipeline.cli import UserError
+from pipeline.metrics import PAPER_METRICS
+from reports import provenance
+from reports.table import family_rank
+
+
+class ReportError(UserError):
+    """A run named in params.yaml whose outputs are missing or malformed."""
+
+
+@dataclass
+class Run:
+    dataset: str
+    model: str
+    seed: int
+    metrics: dict
+    per_image: pd.DataFrame  # one row per test image, columns as written by pipeline.evaluate
+    train: dict | None = None
+    log: pd.DataFrame | None = None
+
+
+@dataclass
+class Inputs:
+    profile: str
+    datasets: list[str]
+    models: list[str]  # params.yaml order
+    seeds: list[int]
+    names: dict[str, str]  # model key -> display name
+    families: dict[str, str]  # model key -> family
+    variant_settings: dict[str, str]  # ablation model key -> its settings, as text
+    dataset_names: dict[str, str]  # dataset key -> the paper's name
+    runs: dict[tuple[str, str, int], Run]
+    complexity: dict[str, dict]
+    truth_fg: dict[str, pd.Series]  # dataset -> test image id -> ground-truth foreground (% of image)
+    image_size: dict[str, int]  # dataset -> side of the prepared images
+    samples: list[dict]  # qualitative figure
+    qualitative_dataset: str
+    reference: str
+    palette: str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def main_models(self) -> list[str]:
+        """The non-ablation models in the paper's row order (family, then params.yaml order)."""
+        return self.ordered([m for m in self.models if self.families[m] != "Ablation"])
+
+    def variants(self) -> list[str]:
+        return [m for m in self.models if self.families[m] == "Ablation"]
+
+    def ordered(self, models: list[str]) -> list[str]:
+        return sorted(models, key=lambda m: (family_rank(self.families[m]), self.models.index(m)))
+
+
+def run_dir(results: Path, dataset: str, model: str, seed: int) -> Path:
+    return results / dataset / model / f"seed{seed}"
+
+
+def dataset_label(key: str) -> str:
+    """The paper's name of a dataset (``Kvasir-SEG``), or the key for datasets outside the registry."""
+    try:
+        return get_adapter(key).display_name or key
+    except DatasetError:
+        return key
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ReportError(f"{path}: missing") from err
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path}: unreadable JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_run(results: Path, runs: Path, d: str, m: str, s: int) -> Run:
+    folder = run_dir(results, d, m, s)
+    metrics_file, per_image_file = folder / "metrics.json", folder / "per_image.csv"
+    for f in (metrics_file, per_image_file):
+        if not f.is_file():
+            raise ReportError(f"{f}: missing; run `dvc repro` (or pipeline.evaluate) for {d}/{m}/seed{s}")
+    metrics = _read_json(metrics_file)
+    for name in (*PAPER_METRICS, "hd95"):
+        if not isinstance(metrics.get(name), dict) or "mean" not in metrics[name]:
+            raise ReportError(f"{metrics_file}: no mean for metric {name!r}")
+    try:
+        table = pd.read_csv(per_image_file, dtype={"id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ReportError(f"{per_image_file}: unreadable CSV: {err}") from err
+    for column in ("id", "dice"):
+        if column not in table.columns:
+            raise ReportError(f"{per_image_file}: no column {column!r} (has {', '.join(table.columns)})")
+    run_folder = run_dir(runs, d, m, s)
+    train = _read_json(run_folder / "train.json") if (run_folder / "train.json").is_file() else None
+    log = None
+    if (run_folder / "log.csv").is_file():
+        try:
+            log = pd.read_csv(run_folder / "log.csv")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise ReportError(f"{run_folder / 'log.csv'}: unreadable CSV: {err}") from err
+        if "val_dice" not in log.columns:
+            raise ReportError(f"{run_folder / 'log.csv'}: no column 'val_dice'")
+    return Run(d, m, s, metrics, table, train, log)
+
+
+def load_complexity(results: Path, model: str) -> dict:
+    path = results / "complexity" / f"{model}.json"
+    if not path.is_file():
+        raise ReportError(f"{path}: missing; run the complexity stage for {model}")
+    row = _read_json(path)
+    for key in ("params", "gflops_fvcore"):
+        if not isinstance(row.get(key), int | float):
+            raise ReportError(f"{path}: no number for {key!r}")
+    return row
+
+
+def load_truth(prepared: Path, dataset: str) -> tuple[pd.Series, int, list[str]]:
+    """(test id -> ground-truth foreground %, image side, test ids) from the prepared dataset."""
+    folder = prepared / dataset
+    for name in ("ids.json", "split.json", "masks.npy"):
+        if not (folder / name).is_file():
+            raise ReportError(f"{folder / name}: missing; run the prepare stage for {dataset}")
+    ids = json.loads((folder / "ids.json").read_text())
+    split = json.loads((folder / "split.json").read_text())
+    if "test" not in split:
+        raise ReportError(f"{folder / 'split.json'}: no 'test' split")
+    masks = np.load(folder / "masks.npy", mmap_mode="r")
+    row_of = {k: i for i, k in enumerate(ids)}
+    test = list(split["test"])
+    unknown = [t for t in test if t not in row_of]
+    if unknown:
+        raise ReportError(f"{folder / 'split.json'}: test ids not in ids.json: {unknown[:3]}")
+    fg = [float(np.asarray(masks[row_of[t]]).astype(bool).mean() * 100) for t in test]
+    return pd.Series(fg, index=pd.Index(test, name="id"), name="true_fg"), int(masks.shape[-1]), test
+
+
+def load_samples(prepared: Path, results: Path, dataset: str, models: list[str], seed: int, count: int, runs):
+    """Evenly spaced test images with ground truth, each model's saved prediction and its per-image Dice."""
+    folder = prepared / dataset
+    ids = json.loads((folder / "ids.json").read_text())
+    test = json.loads((folder / "split.json").read_text())["test"]
+    picks = [test[i] for i in np.linspace(0, len(test) - 1, num=min(count, len(test))).round().astype(int)]
+    images, masks = np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r")
+    row_of = {k: i for i, k in enumerate(ids)}
+    samples = []
+    for image_id in dict.fromkeys(picks):
+        image, truth = np.asarray(images[row_of[image_id]]), np.asarray(masks[row_of[image_id]]) > 0
+        preds, dice = {}, {}
+        for m in models:
+            f = run_dir(results, dataset, m, seed) / "pred" / f"{image_id}.png"
+            pred = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            if pred is None:
+                raise ReportError(f"{f}: missing or unreadable prediction")
+            if pred.shape != truth.shape:
+                pred = cv2.resize(pred, truth.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            preds[m] = pred > 127
+            table = runs[(dataset, m, seed)].per_image
+            hit = table.loc[table["id"] == image_id, "dice"]
+            dice[m] = float(hit.iloc[0]) * 100 if len(hit) else float("nan")
+        samples.append({"id": image_id, "image": image, "truth": truth, "preds": preds, "dice": dice})
+    return samples
+
+
+def variant_settings(builder: str) -> str:
+    """The ``ABLATION_VARIANTS`` entry of a variant, read from ``models/dyglnet.py`` without importing it."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("models.dyglnet")
+    if spec is None or spec.origin is None:
+        return ""
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
+        if isinstance(target, ast.Name) and target.id == "ABLATION_VARIANTS" and node.value is not None:
+            variants = ast.literal_eval(node.value)
+            return ", ".join(f"{k}={v!r}" for k, v in variants.get(builder, {}).items())
+    return ""
+
+
+def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -> Inputs:
+    """Read and check everything the reports need (see the module docstring)."""
+    datasets, models, seeds = list(params.datasets), list(params.models), list(params.seeds)
+    if not datasets or not models:
+        raise ReportError("params.yaml must list at least one dataset and one model")
+    specs = {m: params.model_spec(m) for m in models}
+    reference = params.report.reference_model
+    if reference not in models:
+        raise ReportError(f"params.yaml: report.reference_model {reference!r} is not one of the models run")
+    loaded = {(d, m, s): load_run(results, runs, d, m, s) for d in datasets for m in models for s in seeds}
+    truth, sizes = {}, {}
+    for d in datasets:
+        truth[d], sizes[d], _ = load_truth(prepared, d)
+    families = {m: specs[m].family for m in models}
+    settings = {}
+    for m in models:
+        if families[m] == "Ablation":
+            text = variant_settings(specs[m].builder)
+            extra = ", ".join(f"{k}={v!r}" for k, v in specs[m].model_kwargs.items())
+            settings[m] = ", ".join(p for p in (text, extra) if p)
+    qual_dataset = params.report.qualitative_dataset or datasets[0]
+    if qual_dataset not in datasets:
+        raise ReportError(f"params.yaml: report.qualitative_dataset {qual_dataset!r} is not one of the datasets run")
+    main = sorted(
+        [m for m in models if families[m] != "Ablation"], key=lambda m: (family_rank(families[m]), models.index(m))
+    )
+    samples = load_samples(prepared, results, qual_dataset, main, seeds[0], params.report.qualitative_images, loaded)
+    inputs = Inputs(
+        profile=params.profile,
+        datasets=datasets,
+        models=models,
+        seeds=seeds,
+        names={m: specs[m].display_name for m in models},
+        families=families,
+        variant_settings=settings,
+        dataset_names={d: dataset_label(d) for d in datasets},
+        runs=loaded,
+        complexity={m: load_complexity(results, m) for m in models},
+        truth_fg=truth,
+        image_size=sizes,
+        samples=samples,
+        qualitative_dataset=qual_dataset,
+        reference=reference,
+        palette=params.report.palette,
+    )
+    inputs.provenance = provenance.collect(
+        root, params, datasets, models, prepared, {k: r.train for k, r in loaded.items()}
+    )
+    return inputs

@@ -1,0 +1,142 @@
+"""Numbers with their uncertainty, from the loaded runs.
+
+One seed: the mean over test images with its 95% bootstrap confidence interval (from ``metrics.json``
+where the evaluation wrote it, else computed here from ``per_image.csv`` with the same seeded
+percentile bootstrap, 1000 resamples). Several seeds: the mean over seeds of each seed's mean, ± the
+standard deviation over seeds. Per-image values are averaged over seeds before paired statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from pipeline.metrics import PAPER_METRICS, REPORT_SCALE, bootstrap_means, summarize
+from reports import flags
+from reports.inputs import Inputs
+from reports.table import Cell, Row
+
+N_BOOT = 1000
+EVALUATED = (*PAPER_METRICS, "hd95")  # summarised in metrics.json by pipeline.evaluate
+
+
+def seed_mean(inp: Inputs, d: str, m: str, s: int, metric: str) -> dict | None:
+    """{mean, ci95_low, ci95_high} of one run, or None when the run lacks the metric."""
+    run = inp.runs[(d, m, s)]
+    entry = run.metrics.get(metric)
+    # metrics.json's contract covers the six paper metrics (percent) and HD95 (px); others come from per_image.csv
+    if metric in EVALUATED and isinstance(entry, dict) and {"mean", "ci95_low", "ci95_high"} <= set(entry):
+        return entry
+    if metric not in run.per_image.columns:
+        return None
+    return summarize(run.per_image[metric].to_numpy(dtype=float), n_boot=N_BOOT, scale=REPORT_SCALE[metric])
+
+
+def metric_cell(inp: Inputs, d: str, m: str, metric: str) -> Cell:
+    """The table cell of one metric of one (dataset, model): value and interval as in the module doc."""
+    per_seed = [seed_mean(inp, d, m, s, metric) for s in inp.seeds]
+    if any(p is None for p in per_seed):
+        return Cell()
+    if len(per_seed) == 1:
+        p = per_seed[0]
+        return Cell(float(p["mean"]), float(p["ci95_low"]), float(p["ci95_high"]), "ci")
+    means = np.array([p["mean"] for p in per_seed], dtype=float)
+    mean, std = float(means.mean()), float(means.std(ddof=1))
+    return Cell(mean, mean - std, mean + std, "std")
+
+
+def per_image(inp: Inputs, d: str, m: str, metric: str) -> pd.Series:
+    """Per-image values (reported unit), averaged over seeds, indexed by image id; empty if not recorded."""
+    frames = [inp.runs[(d, m, s)].per_image for s in inp.seeds]
+    if any(metric not in f.columns for f in frames):
+        return pd.Series(dtype=float)
+    stacked = pd.concat([f[["id", metric]] for f in frames])
+    return stacked.groupby("id", sort=True)[metric].mean() * REPORT_SCALE[metric]
+
+
+def values_cell(values: np.ndarray, seed: int = 0) -> Cell:
+    """Mean and bootstrap 95% CI of per-image values (already in the reported unit)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return Cell()
+    s = summarize(values, n_boot=N_BOOT, seed=seed)
+    return Cell(s["mean"], s["ci95_low"], s["ci95_high"], "ci")
+
+
+def mdice_cell(inp: Inputs, m: str) -> Cell:
+    """Mean test Dice over the datasets of this run, with its uncertainty.
+
+    Several seeds: ± std over seeds of each seed's mean over datasets. One seed: percentile bootstrap
+    (each dataset's images resampled on their own, the dataset means averaged)."""
+    if len(inp.seeds) > 1:
+        per_seed = [np.mean([seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]) for s in inp.seeds]
+        mean, std = float(np.mean(per_seed)), float(np.std(per_seed, ddof=1))
+        return Cell(mean, mean - std, mean + std, "std")
+    s = inp.seeds[0]
+    means = [seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]
+    boots = []
+    for k, d in enumerate(inp.datasets):
+        values = inp.runs[(d, m, s)].per_image["dice"].to_numpy(dtype=float) * REPORT_SCALE["dice"]
+        boots.append(bootstrap_means(values, N_BOOT, seed=k) if len(values) else np.full(N_BOOT, np.nan))
+    low, high = np.percentile(np.mean(boots, axis=0), [2.5, 97.5])
+    return Cell(float(np.mean(means)), float(low), float(high), "ci")
+
+
+def run_flags(inp: Inputs, d: str, m: str) -> dict[str, list[int]]:
+    """{"D": seeds flagged degenerate, "U": seeds flagged unconverged, "D?"/"U?": seeds not judged}."""
+    out: dict[str, list[int]] = {"D": [], "U": [], "D?": [], "U?": []}
+    for s in inp.seeds:
+        run = inp.runs[(d, m, s)]
+        deg, unc = flags.degenerate(run.per_image), flags.unconverged(run.log)
+        for key, value in (("D", deg), ("U", unc)):
+            if value is None:
+                out[key + "?"].append(s)
+            elif value:
+                out[key].append(s)
+    return out
+
+
+def make_row(inp: Inputs, m: str, datasets: list[str], group: str | None = None) -> Row:
+    found = [run_flags(inp, d, m) for d in datasets]
+    marks = tuple(k for k in ("D", "U") if any(f[k] for f in found))
+    return Row(m, inp.names[m], inp.families[m] if group is None else group, marks)
+
+
+def flag_notes(inp: Inputs, models: list[str], datasets: list[str]) -> list[str]:
+    """Which runs are flagged, and for how many the flags could not be judged."""
+    flagged, unjudged = [], {"D": 0, "U": 0}
+    for m in models:
+        for d in datasets:
+            f = run_flags(inp, d, m)
+            words = []
+            for key, word in (("D", "degenerate"), ("U", "unconverged")):
+                if f[key]:
+                    seeds = "" if len(inp.seeds) == 1 else f" (seeds {', '.join(map(str, f[key]))})"
+                    words.append(word + seeds)
+                unjudged[key] += len(f[key + "?"])
+            if words:
+                flagged.append(f"{inp.names[m]} on {inp.dataset_names[d]}: {', '.join(words)}")
+    notes = []
+    if flagged:
+        notes.append("Flagged runs: " + "; ".join(flagged) + ".")
+    total = len(models) * len(datasets) * len(inp.seeds)
+    if unjudged["D"]:
+        notes.append(
+            f"Degenerate flag not computed for {unjudged['D']} of {total} runs (per_image.csv without pred_fg/true_fg)."
+        )
+    if unjudged["U"]:
+        notes.append(
+            f"Unconverged flag not computed for {unjudged['U']} of {total} runs "
+            "(no log.csv, fewer than two epochs, or no validation Dice)."
+        )
+    return notes
+
+
+def is_degenerate(inp: Inputs, d: str, m: str) -> bool:
+    return bool(run_flags(inp, d, m)["D"])
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and not math.isnan(x)
