@@ -5,7 +5,7 @@ STAMP := $(VENV)/.dyglbench-installed
 # dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test test-fast repro repro-paper lint bench profile clean-venv
+.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,15 @@ repro: $(STAMP)
 repro-paper: $(STAMP)
 	$(MAKE) profile PROFILE=paper
 	$(RUN) $(VENV)/bin/dvc repro
+
+# make grid [JOBS=N] [GRID_ARGS='--executor slurm']: run the out-of-date stages of dvc.yaml N jobs at a time
+# (one GPU per job where there are GPUs), record them in dvc.lock; `dvc status` is clean afterwards.
+grid: $(STAMP)
+	$(RUN) $(PY) -m pipeline.grid $(if $(JOBS),--jobs $(JOBS)) $(GRID_ARGS)
+
+# Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
+bench-grid: $(STAMP)
+	$(RUN) $(PY) -m pipeline.bench_grid --jobs $(or $(JOBS),2)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

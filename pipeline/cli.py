@@ -26,6 +26,8 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     """Call a stage's ``main(argv)``; user errors print ``error: ...`` and give 2, Ctrl-C gives 130."""
     try:
         return main(argv) or 0
+    except SystemExit:  # argparse's --help and usage errors; checked first so --help imports nothing more
+        raise
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2

@@ -1,0 +1,214 @@
+"""Where :mod:`pipeline.grid` runs its jobs: submitit executors, the ``grid:`` settings, and the job itself.
+
+A *job* is a chain of DVC stages (e.g. ``train@D-M-S`` then ``evaluate@D-M-S``) whose commands run one
+after the other in one process slot. The coordinator (:mod:`pipeline.grid`) hands jobs to a submitit
+executor:
+
+- ``local``: one submitit controller process per job on this machine. On a GPU machine each job gets one
+  GPU through ``CUDA_VISIBLE_DEVICES`` (round robin, so ``jobs`` > GPUs puts several jobs on a GPU); the
+  CPU cores are shared out as ``OMP_NUM_THREADS`` per job.
+- ``slurm``: one sbatch job per chain (partition, time, GPUs, memory and set-up lines from ``grid.slurm``).
+- ``debug``: submitit's in-process executor (one job at a time, in the coordinating process).
+
+Every executor runs the same function, :func:`pipeline.gridjob.run_chain`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.cli import UserError
+
+
+class GridSettingsError(UserError):
+    """The ``grid:`` section of params.yaml (or a flag overriding it) is wrong."""
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SlurmSettings(_Section):
+    """``grid.slurm``: the sbatch options of every job (one job = one train -> evaluate chain)."""
+
+    partition: str | None = None
+    time_min: int = Field(720, ge=1)  # sbatch --time per job, minutes
+    gpus_per_job: int = Field(1, ge=0)
+    cpus_per_job: int = Field(8, ge=1)
+    mem_gb: float | None = Field(64.0, gt=0)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    setup: list[str] = Field(default_factory=list)  # shell lines before the job, e.g. "module load cuda"
+    sbatch: dict[str, str | int] = Field(default_factory=dict)  # any other sbatch option: {mail-type: FAIL}
+
+
+class GridSettings(_Section):
+    """The ``grid:`` section of params.yaml: how ``python -m pipeline.grid`` runs the stages.
+
+    grid:
+      executor: local          # local | slurm | debug
+      jobs: null               # jobs at once; default: one per GPU (local, GPUs), one per core (local,
+                               # no GPU), 16 (slurm)
+      gpus: auto               # auto (nvidia-smi / CUDA_VISIBLE_DEVICES) | none | [0, 1, 2, 3]
+      threads_per_job: null    # OMP_NUM_THREADS of each job; default: the cores divided by the jobs
+      exclude: []              # stage names or globs left to `dvc repro` (e.g. [report])
+      exclusive: []            # stages that run alone, nothing beside them (e.g. [complexity]: latency)
+      orphan_timeout_s: 60     # a job stops its command when the coordinator's heartbeat is this old
+      progress_s: 30           # seconds between progress reports
+      slurm: {partition: gpu, time_min: 720, gpus_per_job: 1, cpus_per_job: 8, mem_gb: 64,
+              setup: ["source .venv/bin/activate"]}
+    """
+
+    executor: Literal["local", "slurm", "debug"] = "local"
+    jobs: int | None = Field(None, ge=1)
+    gpus: Literal["auto", "none"] | list[int] = "auto"
+    threads_per_job: int | None = Field(None, ge=1)
+    exclude: list[str] = Field(default_factory=list)
+    exclusive: list[str] = Field(default_factory=list)  # stages that run alone (e.g. latency measurements)
+    orphan_timeout_s: float = Field(60.0, gt=0)
+    progress_s: float = Field(30.0, gt=0)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+
+
+def load_grid_settings(params_file: str | os.PathLike, overrides: dict[str, Any] | None = None) -> GridSettings:
+    """The validated ``grid:`` section of ``params_file`` (defaults when the file or section is absent),
+    with ``overrides`` (command-line flags) applied on top."""
+    from pipeline.params import describe, load_params
+
+    path = Path(params_file)
+    raw: dict[str, Any] = dict(load_params(path).grid) if path.exists() else {}
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return GridSettings.model_validate(raw)
+    except ValidationError as err:
+        raise GridSettingsError(f"{path}: grid.{describe(err)}") from err
+
+
+# ------------------------------------------------------------------------------------- where jobs run
+
+
+def cpu_count() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def detect_gpus() -> list[int]:
+    """GPU indices: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s list, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        if not all(v.isdigit() for v in ids):
+            raise GridSettingsError(
+                f"CUDA_VISIBLE_DEVICES={visible!r}: give the grid GPU indices (grid.gpus: [0, 1] or --gpus 0,1)"
+            )
+        return [int(v) for v in ids]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [int(line) for line in out.split() if line.strip().isdigit()]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place a job can run: a GPU (or none) and a number of CPU threads."""
+
+    index: int
+    gpu: int | None
+    threads: int
+
+    def describe(self) -> str:
+        threads = f"{self.threads} thread{'s' * (self.threads != 1)}"
+        return f"gpu {self.gpu}, {threads}" if self.gpu is not None else f"cpu, {threads}"
+
+
+def plan_slots(settings: GridSettings, gpus: list[int] | None = None, cores: int | None = None) -> list[Slot]:
+    """The local executor's slots: ``jobs`` of them, GPUs dealt round robin, cores shared out as threads."""
+    if gpus is None:
+        gpus = [] if settings.gpus == "none" else detect_gpus() if settings.gpus == "auto" else list(settings.gpus)
+    cores = cores or cpu_count()
+    jobs = settings.jobs or (len(gpus) if gpus else cores)
+    threads = settings.threads_per_job or max(1, cores // jobs)
+    return [Slot(i, gpus[i % len(gpus)] if gpus else None, threads) for i in range(jobs)]
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that limits a job's intra-op threads (torch reads OMP_NUM_THREADS at start-up)."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
+def make_executor(settings: GridSettings, folder: Path, preview: bool = False):
+    """A submitit executor for ``settings.executor``; jobs write their submitit files under ``folder``.
+
+    ``preview``: a SLURM executor that works where SLURM is not installed, to show its sbatch file
+    (:func:`sbatch_script`); it is submitit's own executor with only the check for ``srun`` left out.
+    """
+    import submitit
+
+    if settings.executor == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    if settings.executor == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        # a week: the local controller's default time limit (2 minutes) is for tests, not training runs
+        executor.update_parameters(timeout_min=7 * 24 * 60)
+        return executor
+    s = settings.slurm
+    if preview:
+
+        class PreviewSlurmExecutor(submitit.SlurmExecutor):
+            @classmethod
+            def affinity(cls) -> int:
+                return 1
+
+        executor = PreviewSlurmExecutor(folder=folder)
+    else:
+        executor = submitit.SlurmExecutor(folder=folder)
+    params: dict[str, Any] = {
+        "job_name": "dyglbench-grid",
+        "time": s.time_min,
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "cpus_per_task": s.cpus_per_job,
+        "setup": list(s.setup),
+        "stderr_to_stdout": True,
+        "signal_delay_s": 120,
+    }
+    if s.gpus_per_job:
+        params["gpus_per_node"] = s.gpus_per_job
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(s, key) is not None:
+            params[key] = getattr(s, key)
+    if s.mem_gb is not None:
+        params["mem"] = f"{int(s.mem_gb * 1024)}MB"
+    if s.sbatch:
+        params["additional_parameters"] = {k.replace("-", "_"): v for k, v in s.sbatch.items()}
+    executor.update_parameters(**params)
+    return executor
+
+
+def sbatch_script(executor) -> str:
+    """The sbatch file submitit writes for each job of a SLURM executor (for ``--dry-run`` and tests)."""
+    return executor._make_submission_file_text(executor._submitit_command_str, uid="<job>")
