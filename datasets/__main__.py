@@ -1,8 +1,25 @@
-"""``python -m datasets``: every dataset adapter with the on-disk tree it expects."""
+"""``python -m datasets [NAME ...]``: the dataset adapters with the on-disk tree each expects."""
 
-from datasets.registry import ADAPTERS
+from __future__ import annotations
 
-for name, adapter in ADAPTERS.items():
-    print(f"{name} ({adapter.display_name}, split {adapter.split})")
-    print("    " + adapter.layout.replace("\n", "\n    "))
-    print()
+import argparse
+
+from datasets.registry import ADAPTERS, get_adapter
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help="adapters to show (default: all)")
+    args = parser.parse_args(argv)
+    adapters = [get_adapter(name) for name in args.names] or [cls() for cls in ADAPTERS.values()]
+    for adapter in adapters:
+        print(f"{adapter.name} ({adapter.display_name}, split {adapter.split}, masks: {adapter.mask_kind})")
+        print("    " + adapter.layout.replace("\n", "\n    "))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    from pipeline.cli import run
+
+    raise SystemExit(run(main))

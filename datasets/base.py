@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
+# The file suffixes the reader (`datasets.reader`) decodes: the one list used by the adapters and predict.
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 _JUNK = frozenset({"thumbs.db", "desktop.ini"})
 MAX_LISTED = 10
@@ -50,7 +51,7 @@ class Adapter:
 
     Subclasses set `name`, `layout` (the expected tree, used in error messages and the README),
     `split` ("8:1:1", "4:1" or "official"), `mask_kind` ("binary", "label" or "auto", see
-    `datasets.imageio.binarize`) and implement `find_pairs`. `keep` may exclude pairs by their decoded
+    `datasets.reader.binarize`) and implement `find_pairs`. `keep` may exclude pairs by their decoded
     mask; the rule is then described by `drop_rule` and the number dropped goes to the manifest.
     """
 
@@ -118,8 +119,8 @@ def by_stem(files: Iterable[Path], key: Callable[[str], str | None] = lambda s: 
 def match(
     images: dict[str, Path],
     masks: dict[str, Path],
-    expect_mask: Callable[[Path], str],
-    expect_image: Callable[[Path], str],
+    expect_mask: Callable[[Path], object],
+    expect_image: Callable[[Path], object],
 ) -> list[tuple[str, Path, Path]]:
     """Pair two id->file maps; any image without mask or mask without image is an error."""
     no_mask = sorted(set(images) - set(masks))
@@ -138,6 +139,49 @@ def match(
     if problems:
         raise DatasetError("; ".join(problems))
     return [(k, images[k], masks[k]) for k in sorted(images)]
+
+
+Where = Path | Callable[[Path], Path] | None
+
+
+def _folder(where: Where, other: Path) -> Path:
+    """The folder a counterpart of `other` is expected in: `where`, `where(other's folder)`, or other's folder."""
+    if where is None:
+        return other.parent
+    return where(other.parent) if callable(where) else Path(where)
+
+
+def pair_by_stem(
+    images: Iterable[Path],
+    masks: Iterable[Path],
+    *,
+    suffix: str = "",
+    mask_dir: Where = None,
+    image_dir: Where = None,
+    mask_ext: str | None = None,
+    image_ext: str | None = None,
+) -> list[tuple[str, Path, Path]]:
+    """Pair image and mask files by stem: a mask's stem is its image's stem + `suffix` (``_anno``, ``_mask``).
+
+    The id is the image's stem. With a `suffix`, files of `images` whose stem ends with it are masks,
+    not images (so one folder listing may be passed as both), and files of `masks` without it are
+    ignored. A missing counterpart is a DatasetError naming the file it expected: in `mask_dir` /
+    `image_dir` (a folder, or a function of the counterpart's folder; default: the same folder), with
+    `mask_ext` / `image_ext` (default: the counterpart's own suffix). Duplicate ids are an error.
+    """
+    if suffix:
+        image_map = by_stem(images, lambda s: None if s.endswith(suffix) else s)
+        mask_map = by_stem(masks, lambda s: s[: -len(suffix)] if s.endswith(suffix) else None)
+    else:
+        image_map, mask_map = by_stem(images), by_stem(masks)
+
+    def expect_mask(p: Path) -> Path:
+        return _folder(mask_dir, p) / f"{p.stem}{suffix}{mask_ext or p.suffix}"
+
+    def expect_image(p: Path) -> Path:
+        return _folder(image_dir, p) / f"{p.stem[: len(p.stem) - len(suffix)]}{image_ext or p.suffix}"
+
+    return match(image_map, mask_map, expect_mask, expect_image)
 
 
 def find_dir(root: Path, name: str | re.Pattern[str], depth: int = 3) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import Adapter, DatasetError, Pair, by_stem, find_dir, image_files, match
+from datasets.base import Adapter, DatasetError, Pair, find_dir, image_files, pair_by_stem
 
 _TIF = (".tif", ".tiff")
 _DATE = re.compile(r"_\d{8}$")
@@ -39,14 +39,7 @@ Only slices whose mask has tumour are kept (1373 of 3929); the patient id is kep
         pairs = []
         for case in cases:
             files = image_files(case, _TIF)
-            images = by_stem(files, lambda s: None if s.endswith("_mask") else s)
-            masks = by_stem(files, lambda s: s[: -len("_mask")] if s.endswith("_mask") else None)
-            found = match(
-                images,
-                masks,
-                lambda p: p.with_name(p.stem + "_mask" + p.suffix),
-                lambda p: p.with_name(p.stem[: -len("_mask")] + p.suffix),
-            )
+            found = pair_by_stem(files, files, suffix="_mask")
             pairs += [Pair(k, i, m, group=patient_of(case.name)) for k, i, m in found]
         return pairs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.base import Adapter, DatasetError, Pair, by_stem, image_files, listing, match
+from datasets.base import Adapter, DatasetError, Pair, image_files, listing, pair_by_stem
 
 _TIF = (".tif", ".tiff")
 _PNG = (".png",)
@@ -45,7 +45,7 @@ present the TIFF originals are used)"""
             raise DatasetError(f"{listing(candidates)}: no .tif or .png files in 'Original'")
         images_dir = chosen[0]
         masks_dir = images_dir.parent / "Ground Truth"
-        images = by_stem(image_files(images_dir, exts))
-        masks = by_stem(image_files(masks_dir, exts))
-        found = match(images, masks, lambda p: masks_dir / p.name, lambda p: images_dir / p.name)
+        found = pair_by_stem(
+            image_files(images_dir, exts), image_files(masks_dir, exts), mask_dir=masks_dir, image_dir=images_dir
+        )
         return [Pair(k, i, m) for k, i, m in found]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.base import IMAGE_EXTS, Adapter, DatasetError, Pair, by_stem, find_dir, image_files, match
+from datasets.base import IMAGE_EXTS, Adapter, DatasetError, Pair, find_dir, image_files, pair_by_stem
 
 
 class Folder(Adapter):
@@ -14,7 +14,9 @@ class Folder(Adapter):
 <root>/                      (--raw may point here or to a folder containing it)
   images/<id>.<ext>          any of png, jpg, jpeg, bmp, tif, tiff, gif, webp (first frame)
   masks/<id>.<ext>           same stem <id>, any of those formats (may differ from the image's);
-                             0/255 (>= 128 is foreground), 0/1, or colour (max over channels)"""
+                             colour reduced to the max over channels, then: two values (0/1, 0/255,
+                             0/v) -> the higher is foreground; integer labels below 128 (0, 1, 2, ...)
+                             -> > 0; other greyscale (JPEG noise) -> >= 128"""
     mask_kind = "auto"
     exts: tuple[str, ...] = tuple(sorted(IMAGE_EXTS))
 
@@ -23,11 +25,13 @@ class Folder(Adapter):
         masks_dir = images_dir.parent / "masks"
         if not masks_dir.is_dir():
             raise DatasetError(f"{images_dir.parent}: has images/ but no masks/ folder")
-        images = by_stem(image_files(images_dir, self.exts))
-        masks = by_stem(image_files(masks_dir, self.exts))
+        images, masks = image_files(images_dir, self.exts), image_files(masks_dir, self.exts)
         if not images and not masks:
             raise DatasetError(f"{images_dir} and {masks_dir} contain no image files")
-        found = match(images, masks, lambda p: f"{masks_dir}/{p.stem}.<ext>", lambda p: f"{images_dir}/{p.stem}.<ext>")
+        any_ext = ".<ext>"
+        found = pair_by_stem(
+            images, masks, mask_dir=masks_dir, image_dir=images_dir, mask_ext=any_ext, image_ext=any_ext
+        )
         return [Pair(k, i, m) for k, i, m in found]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from datasets.base import Adapter, DatasetError, Pair, by_stem, image_files, match, subdirs
+from datasets.base import Adapter, DatasetError, Pair, image_files, pair_by_stem, subdirs
 
 _NAME = re.compile(r"(train|testA|testB)_\d+(_anno)?")
 
@@ -40,12 +40,5 @@ All 165 pairs are split 8:1:1 at random (the official train/testA/testB division
         if base is None:
             raise DatasetError(f"{root}: no train_<k>.bmp / testA_<k>.bmp / testB_<k>.bmp files found")
         files = self._glas_files(base)
-        images = by_stem(files, lambda s: None if s.endswith("_anno") else s)
-        masks = by_stem(files, lambda s: s[: -len("_anno")] if s.endswith("_anno") else None)
-        found = match(
-            images,
-            masks,
-            lambda p: p.with_name(f"{p.stem}_anno.bmp"),
-            lambda p: p.with_name(f"{p.stem[: -len('_anno')]}.bmp"),
-        )
+        found = pair_by_stem(files, files, suffix="_anno")
         return [Pair(k, i, m) for k, i, m in found]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.base import Adapter, Pair, by_stem, find_dir, image_files, match
+from datasets.base import Adapter, Pair, find_dir, image_files, pair_by_stem
 
 _PREFIX = "ISBI2016_ISIC_Part1_"
 _SUFFIX = "_Segmentation"
@@ -27,15 +27,14 @@ class ISIC2016(Adapter):
         for subset, part in (("train", "Training"), ("test", "Test")):
             images_dir = find_dir(root, f"{_PREFIX}{part}_Data", depth=2)
             masks_dir = find_dir(root, f"{_PREFIX}{part}_GroundTruth", depth=2)
-            images = by_stem(image_files(images_dir, (".jpg", ".jpeg", ".png")))
-            masks = by_stem(
-                image_files(masks_dir, (".png",)), lambda s: s[: -len(_SUFFIX)] if s.endswith(_SUFFIX) else None
-            )
-            found = match(
-                images,
-                masks,
-                lambda p, d=masks_dir: d / f"{p.stem}{_SUFFIX}.png",
-                lambda p, d=images_dir: d / f"{p.stem[: -len(_SUFFIX)]}.jpg",
+            found = pair_by_stem(
+                image_files(images_dir, (".jpg", ".jpeg", ".png")),
+                image_files(masks_dir, (".png",)),
+                suffix=_SUFFIX,
+                mask_dir=masks_dir,
+                image_dir=images_dir,
+                mask_ext=".png",
+                image_ext=".jpg",
             )
             pairs += [Pair(k, i, m, subset=subset) for k, i, m in found]
         return pairs

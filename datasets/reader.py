@@ -13,11 +13,19 @@ Conversions (documented rules):
 - bit depth (`to_uint8`): bool -> 0/255; integer data whose maximum exceeds 255 (16-bit, 12-bit in
   16-bit) is scaled linearly by 255 / (image maximum); integer data within 0..255 is kept; float data
   with maximum <= 1 is multiplied by 255, otherwise clipped to 0..255.
-- masks come out H x W uint8 in {0, 1} (`binarize`): kind "binary": to 8 bits as above, colour masks
-  reduced to the maximum over the colour channels, foreground where value >= 128 (so JPEG noise around
-  0 and 255 disappears); kind "label" (instance annotations): foreground where the raw label > 0;
-  kind "auto" (user folders): an integer mask whose values are all 0 or 1 is taken as a 0/1 mask,
-  anything else follows "binary".
+- masks come out H x W uint8 in {0, 1} by ONE rule (`binarize`, texts in `MASK_RULES`). Colour masks are
+  first reduced to the maximum over their colour channels (alpha dropped). The adapter's `mask_kind`
+  chooses the rule family, the values found in each file the branch:
+  * kind "label" (instance annotations, GlaS): foreground where the label > 0             [label>0]
+  * kinds "binary" and "auto":
+    1. at most two distinct values -- 0/1, 0/255, label-valued 0/2 or 0/100, 16-bit 0/65535, bool,
+       float 0.0/1.0: the higher value is foreground (a file with a single value is all background
+       when that value is 0, all foreground otherwise)                                    [two-level]
+    2. more values (JPEG noise around 0 and 255, soft masks): converted to 8 bits as above and
+       foreground where >= 128                                                            [threshold128]
+    3. kind "auto" only (a user's folder): more than two integer values, all below 128 (instance or
+       class labels 0, 1, 2, ...): foreground where > 0                                   [label>0]
+  `binarize_with_rule` also returns the bracketed name of the branch taken (prepare counts them).
 """
 
 from __future__ import annotations
@@ -148,19 +156,41 @@ def as_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+MASK_KINDS = ("binary", "label", "auto")
+MASK_RULES = {
+    "binary": "colour masks: maximum over channels; a mask with at most two values: the higher value is "
+    "foreground (0/1, 0/255, 0/v); more values (JPEG noise): 8-bit value >= 128; nearest resize",
+    "label": "instance labels: foreground where label > 0; nearest resize",
+    "auto": "colour masks: maximum over channels; a mask with at most two values: the higher value is "
+    "foreground (0/1, 0/255, 0/v); more values, all integers below 128: labels, foreground where > 0; "
+    "otherwise 8-bit value >= 128; nearest resize",
+}
+
+
+def binarize_with_rule(arr: np.ndarray, kind: str = "binary") -> tuple[np.ndarray, str]:
+    """H x W uint8 {0,1} mask from a decoded array and the name of the rule branch used (module docstring)."""
+    if kind not in MASK_KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}; expected one of {MASK_KINDS}")
+    if arr.ndim == 3:  # drop alpha, reduce colour to the maximum over channels
+        arr = arr[..., :1] if arr.shape[2] == 2 else arr[..., :3]
+        arr = arr.max(axis=2)
+    if arr.dtype.kind == "f":
+        arr = np.nan_to_num(arr)
+    if kind == "label":
+        return (arr > 0).astype(np.uint8), "label>0"
+    levels = np.unique(arr)
+    if len(levels) <= 2:
+        top = levels[-1]
+        fg = arr == top if top > 0 else np.zeros(arr.shape, bool)
+        return fg.astype(np.uint8), "two-level"
+    if kind == "auto" and arr.dtype.kind in "ui" and levels[-1] < 128:
+        return (arr > 0).astype(np.uint8), "label>0"
+    return (to_uint8(arr) >= 128).astype(np.uint8), "threshold128"
+
+
 def binarize(arr: np.ndarray, kind: str = "binary") -> np.ndarray:
     """H x W uint8 {0,1} mask from a decoded array, by the rule for `kind` (module docstring)."""
-    if kind not in ("binary", "label", "auto"):
-        raise ValueError(f"unknown mask kind {kind!r}")
-    if arr.ndim == 3:  # drop alpha, keep colour channels
-        arr = arr[..., :1] if arr.shape[2] == 2 else arr[..., :3]
-    if kind == "label" or (kind == "auto" and arr.dtype.kind in "uib" and int(arr.max()) <= 1):
-        fg = arr > 0
-    else:
-        fg = to_uint8(arr) >= 128
-    if fg.ndim == 3:
-        fg = fg.any(axis=2)
-    return fg.astype(np.uint8)
+    return binarize_with_rule(arr, kind)[0]
 
 
 def load_image(path: str | Path, data: bytes | None = None) -> np.ndarray:

@@ -20,7 +20,6 @@ import numpy as np
 
 from datasets.base import DatasetError
 
-RULES = ("8:1:1", "4:1", "official")
 POLICIES = ("carve", "last")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from datasets.base import Adapter, DatasetError, Pair, by_stem, image_files, listing, match, subdirs
+from datasets.base import Adapter, DatasetError, Pair, image_files, listing, pair_by_stem, subdirs
 
 _SLIDE = re.compile(r"Slide_(\w+)")
 _GT = re.compile(r"GT_(\w+)")
@@ -37,12 +37,10 @@ TNBC_NucleiSegmentation/     (--raw may point here or to a folder containing it)
         dirs = sorted(d for d in base.iterdir() if d.is_dir())
         slides = {m.group(1): d for d in dirs if (m := _SLIDE.fullmatch(d.name))}
         gts = {m.group(1): d for d in dirs if (m := _GT.fullmatch(d.name))}
-        images = by_stem(f for d in slides.values() for f in image_files(d, (".png",)))
-        masks = by_stem(f for d in gts.values() for f in image_files(d, (".png",)))
-        found = match(
-            images,
-            masks,
-            lambda p: base / f"GT_{p.parent.name[len('Slide_') :]}" / p.name,
-            lambda p: base / f"Slide_{p.parent.name[len('GT_') :]}" / p.name,
+        found = pair_by_stem(
+            [f for d in slides.values() for f in image_files(d, (".png",))],
+            [f for d in gts.values() for f in image_files(d, (".png",))],
+            mask_dir=lambda d: base / f"GT_{d.name[len('Slide_') :]}",
+            image_dir=lambda d: base / f"Slide_{d.name[len('GT_') :]}",
         )
         return [Pair(k, i, m, group=i.parent.name[len("Slide_") :]) for k, i, m in found]

@@ -1,87 +1,148 @@
-"""Complexity of one registered model: parameters, fvcore GFLOPs and measured latency.
+"""Complexity of one ``models:`` entry: parameters, fvcore GFLOPs and measured latency.
 
-    python -m pipeline.complexity --model dyglnet --out results/complexity/dyglnet.json
+    python -m pipeline.complexity --model KEY --out results/complexity/KEY.json
+                                  [--size 224] [--repeats 20] [--warmup 3] [--fold-bn] [--compile]
 
-Latency is the median wall time of ``--repeats`` forward passes of one 3 x 224 x 224 image in eval
-mode after warm-up, on the CPU (this process's threads) and on the GPU when one is present.
+``KEY`` is a run name of ``models:`` in params.yaml (any registered model name works too): the model is
+built with the entry's builder and ``model_kwargs`` (random weights, seed 0), and the JSON's ``model``,
+``display_name`` and ``family`` are the key and the entry's labels.
+
+Latency: forward passes of one 3 x size x size image in eval mode under ``torch.inference_mode()``:
+``warmup`` untimed passes, then ``repeats`` timed ones. The JSON gives the median (``cpu_latency_ms``),
+the interquartile range (``cpu_latency_iqr_ms``, p75 - p25) and the 10th/90th percentiles
+(``cpu_latency_p10_ms``/``cpu_latency_p90_ms``) over the timed runs, on the CPU with this process's
+threads (``cpu_threads``), and the same ``gpu_*`` keys on a CUDA device when there is one (synchronised
+before and after each pass). By default the model runs as built (eager); ``--fold-bn`` and
+``--compile`` measure the fast path of ``pipeline.inference`` that evaluate and predict use, and
+``inference`` in the JSON says which path was measured. Parameters and GFLOPs are those of the model
+as built. Models that accept one input size only (``fixed_input_size``) are measured at that size
+(``input_size`` in the JSON). Defaults come from the ``complexity:`` section of params.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
-import torch
+import numpy as np
 
 from datasets.fsutil import atomic_write_json
-from models import create_model, model_info
-from models.complexity import count_params, fvcore_gflops
-from pipeline.cli import run
-from pipeline.params import load_params
+from models.registry import model_info
+from pipeline.cli import UserError, run
+from pipeline.params import ModelSpec, load_params
+
+# torch and the model code are imported in `measure`, after the arguments have been checked.
 
 
-def latency_ms(model: torch.nn.Module, size: int, device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """Median forward latency in milliseconds of a batch of one ``size`` x ``size`` image."""
-    model = model.to(device).eval()
-    x = torch.randn(1, 3, size, size, device=device)
+def latency_stats(model, size: int, device, repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median, IQR, p10 and p90 in milliseconds of forward passes of one ``size`` x ``size`` image."""
+    import torch
+
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    cuda = device.type == "cuda"
     times = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             t0 = time.perf_counter()
             model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    p10, p25, p50, p75, p90 = np.percentile(times, [10, 25, 50, 75, 90])
+    return {"median": float(p50), "iqr": float(p75 - p25), "p10": float(p10), "p90": float(p90)}
 
 
-def measure(name: str, size: int = 224, repeats: int = 5, model_kwargs: dict | None = None) -> dict:
-    """Parameters, fvcore GFLOPs and latency of a freshly built model (random weights)."""
-    info = model_info(name)
-    size = info.fixed_input_size or size
+def _checked(model, size: int, key: str) -> None:
+    """One forward pass at ``size``; a model that refuses the size is a UserError, not a traceback."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, size, size))
+    except (ValueError, RuntimeError, AssertionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--size {size}: model {key!r} does not run at this size: {first}") from err
+
+
+def measure(
+    spec: ModelSpec,
+    size: int = 224,
+    repeats: int = 20,
+    warmup: int = 3,
+    fold_bn: bool = False,
+    compile: bool = False,
+) -> dict:
+    """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
+    import torch
+
+    from models import create_model
+    from models.complexity import count_params, fvcore_gflops
+    from pipeline.inference import fast_model
+
+    size = model_info(spec.builder).fixed_input_size or size
     torch.manual_seed(0)
-    model = create_model(name, **(model_kwargs or {}))
+    model = create_model(spec.builder, **spec.model_kwargs).eval()
+    _checked(model, size, spec.key)
     row = {
-        "model": name,
-        "display_name": info.display_name,
-        "family": info.family,
+        "model": spec.key,
+        "builder": spec.builder,
+        "display_name": spec.display_name,
+        "family": spec.family,
         "params": count_params(model),
         "gflops_fvcore": round(fvcore_gflops(model, size), 4),
         "input_size": size,
-        "cpu_latency_ms": round(latency_ms(model, size, torch.device("cpu"), repeats), 2),
+        "latency_repeats": repeats,
+        "latency_warmup": warmup,
         "cpu_threads": torch.get_num_threads(),
-        "gpu_latency_ms": None,
         "gpu": None,
     }
-    if torch.cuda.is_available():
-        row["gpu_latency_ms"] = round(latency_ms(model, size, torch.device("cuda"), max(repeats, 20)), 3)
-        row["gpu"] = torch.cuda.get_device_name()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        fast, info = fast_model(model, size, device, fold_bn=fold_bn, compile=compile)
+        stats = latency_stats(fast, size, device, repeats, warmup)
+        kind = device.type if device.type == "cpu" else "gpu"
+        row.update({f"{kind}_latency_ms": round(stats["median"], 3), f"{kind}_latency_iqr_ms": round(stats["iqr"], 3)})
+        row.update({f"{kind}_latency_p10_ms": round(stats["p10"], 3), f"{kind}_latency_p90_ms": round(stats["p90"], 3)})
+        row["inference"] = {"fold_bn": bool(fold_bn), "bn_folded": info["fold_bn"], "compile": info["compile"]}
+        if device.type == "cuda":
+            row["gpu"] = torch.cuda.get_device_name(device)
+        model = model.cpu()
+    for key in ("gpu_latency_ms", "gpu_latency_iqr_ms", "gpu_latency_p10_ms", "gpu_latency_p90_ms"):
+        row.setdefault(key, None)
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
     all_params = load_params()
-    params = all_params.complexity.model_dump()
+    params = all_params.complexity
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.complexity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, help="a models: key of params.yaml (or a registered model name)")
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--size", type=int, default=params.get("size", 224))
-    parser.add_argument("--repeats", type=int, default=params.get("repeats", 5))
+    parser.add_argument("--size", type=int, default=params.size)
+    parser.add_argument("--repeats", type=int, default=params.repeats, help="timed forward passes")
+    parser.add_argument("--warmup", type=int, default=params.warmup, help="untimed forward passes first")
+    parser.add_argument("--fold-bn", action="store_true", help="measure with BatchNorm folded (pipeline.inference)")
+    parser.add_argument("--compile", action="store_true", help="measure the torch.compile'd model")
     args = parser.parse_args(argv)
-    # The builder arguments the model is trained with (params.yaml models.<name>.model_kwargs).
-    spec = all_params.model_spec(args.model)
-    row = measure(spec.builder, args.size, args.repeats, spec.model_kwargs)
-    row["model"] = spec.key
+    if args.repeats < 1:
+        parser.error(f"argument --repeats: must be at least 1, got {args.repeats}")
+    if args.warmup < 0:
+        parser.error(f"argument --warmup: must be 0 or more, got {args.warmup}")
+    spec = all_params.model_spec(args.model)  # UnknownModelError for a name nobody registered
+    minimum = model_info(spec.builder).min_input_size
+    if args.size < minimum:
+        parser.error(f"argument --size: {spec.builder} needs inputs of at least {minimum} px, got {args.size}")
+    row = measure(spec, args.size, args.repeats, args.warmup, args.fold_bn, args.compile)
     atomic_write_json(args.out, row)
+    gpu = f", GPU {row['gpu_latency_ms']:.2f} ms" if row["gpu_latency_ms"] is not None else ""
     print(
         f"{args.model}: {row['params'] / 1e6:.3f} M params, {row['gflops_fvcore']:.3f} GFLOPs, "
-        f"CPU {row['cpu_latency_ms']:.1f} ms",
+        f"CPU {row['cpu_latency_ms']:.1f} ms (IQR {row['cpu_latency_iqr_ms']:.1f}, {args.repeats} runs){gpu}",
         flush=True,
     )
     return 0

@@ -1,100 +1,172 @@
 """Evaluate a checkpoint on a split of a prepared dataset with the paper's per-image metrics.
 
     python -m pipeline.evaluate --data data/prepared/synthetic --checkpoint runs/.../best.pt --out DIR
+                                [--split test] [--batch-size 16] [--device auto] [--compile]
 
-Writes ``per_image.csv`` (id, dice, iou, precision, recall, specificity, accuracy, hd95),
-``metrics.json`` (per metric: mean, std, 95% bootstrap CI over images; the six paper metrics in
-percent, HD95 in pixels), ``timing.json`` (throughput) and ``pred/<id>.png`` (predicted masks, 0/255).
+Writes ``per_image.csv`` (id, then every metric ``pipeline.metrics.image_metrics`` returns, in its
+units: fractions, HD95 in pixels), ``metrics.json`` (per metric: mean, std, 95% bootstrap CI over
+images, scaled by ``pipeline.metrics.REPORT_SCALE``: the six paper metrics in percent, HD95 in pixels;
+``units`` names each unit; ``img_size``/``prepared_size`` the two sizes below), ``timing.json``
+(throughput of the forward pass) and ``pred/<id>.png`` (predicted masks at the prepared size, 0/255).
 See ``pipeline.metrics`` for the definitions and the rules for empty masks.
+
+Sizes: the model runs at the size it was trained at (the checkpoint's ``img_size``); the metrics are
+computed against the prepared masks at the prepared size, so HD95 is in the prepared data's pixels
+whatever the training size. When the two differ, the normalised images are resized bilinearly to the
+training size, and the logits bilinearly back to the prepared size before thresholding; the log says so.
+
+Inference runs under ``torch.inference_mode()`` on the fast path of ``pipeline.inference`` (BatchNorm
+folded into convolutions where that leaves the output unchanged; ``torch.compile`` with ``--compile`` or
+``evaluate.compile: true``). Defaults come from the ``evaluate:`` section of params.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pandas as pd
-import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from datasets.fsutil import atomic_write_bytes, atomic_write_json
-from datasets.torch_data import SegmentationArrays, build_transforms
-from pipeline.checkpoint import load_model_from_checkpoint
-from pipeline.cli import run
-from pipeline.metrics import ALL_METRICS, PAPER_METRICS, binarize_logits, image_metrics, summarize
+from datasets.base import DatasetError
+from pipeline.cli import UserError, run
 from pipeline.params import load_params
-from pipeline.runtime import interactive, resolve_device
+
+# torch, pandas, OpenCV and the models are imported inside `evaluate`, not here: a wrong argument is
+# then reported before the seconds those imports take.
+
+
+def split_ids(data: Path, split: str) -> list[str]:
+    """The ids of ``split`` in a prepared folder; DatasetError naming the file when it is not there."""
+    if not data.is_dir():
+        raise DatasetError(f"--data {data}: no such folder (prepare it with python -m pipeline.prepare)")
+    path = data / "split.json"
+    try:
+        splits = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; --data must be a folder written by python -m pipeline.prepare") from None
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable: {err}") from err
+    if not isinstance(splits, dict) or split not in splits:
+        have = sorted(splits) if isinstance(splits, dict) else []
+        raise DatasetError(f"{path}: has no split {split!r} (has {', '.join(have) or 'none'})")
+    if not splits[split]:
+        raise DatasetError(f"{path}: split {split!r} is empty")
+    return list(splits[split])
+
+
+def prepared_size(data: Path) -> int:
+    """The side of the prepared images (from images.npy's header)."""
+    import numpy as np
+
+    try:
+        images = np.load(data / "images.npy", mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{data / 'images.npy'}: unreadable prepared images: {err}") from err
+    if images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise DatasetError(f"{data / 'images.npy'}: expected N x S x S x 3 images, got shape {images.shape}")
+    return int(images.shape[1])
 
 
 def evaluate(
-    data: str,
-    checkpoint: str,
-    out: str,
+    data: str | Path,
+    checkpoint: str | Path,
+    out: str | Path,
     split: str = "test",
     batch_size: int = 16,
     device_name: str = "auto",
     n_boot: int = 1000,
     save_predictions: bool = True,
+    compile: bool = False,
+    fold_bn: bool = True,
 ) -> dict:
-    """Run the evaluation and write its outputs; returns the metrics summary."""
-    device = resolve_device(device_name)
-    model, cfg = load_model_from_checkpoint(checkpoint, device)
-    splits = json.loads((Path(data) / "split.json").read_text())
-    if split not in splits:
-        raise SystemExit(f"error: {data}/split.json has no split {split!r} (has {sorted(splits)})")
-    ids = splits[split]
-    if not ids:
-        raise SystemExit(f"error: {data}/split.json: split {split!r} is empty")
-    dataset = SegmentationArrays(data, ids, build_transforms(cfg.get("augment", {}), cfg["img_size"], train=False))
+    """Run the evaluation and write its outputs; returns the metrics summary (as written to metrics.json)."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from datasets.fsutil import atomic_write_bytes, atomic_write_json
+    from datasets.torch_data import SegmentationArrays, build_transforms
+    from pipeline.inference import device_for, fast_model, load_for_inference
+    from pipeline.metrics import METRIC_UNITS, REPORT_SCALE, binarize_logits, image_metrics, summarize
+    from pipeline.runtime import interactive
+
+    data, out_dir = Path(data), Path(out)
+    ids = split_ids(data, split)
+    size = prepared_size(data)
+    device = device_for(device_name)
+    model, cfg = load_for_inference(checkpoint, device)
+    img_size = int(cfg["img_size"])
+    if img_size != size:
+        print(
+            f"note: {checkpoint} was trained at {img_size} px and {data} is prepared at {size} px: the model runs "
+            f"at {img_size} px and its logits are resized to {size} px before scoring (HD95 in {size}-px pixels)",
+            file=sys.stderr,
+            flush=True,
+        )
+    model, path_info = fast_model(model, img_size, device, fold_bn=fold_bn, compile=compile, batch=batch_size)
+    # Normalisation only: build_transforms' resize to the prepared size is a no-op.
+    dataset = SegmentationArrays(data, ids, build_transforms(cfg.get("augment", {}), size, train=False))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
 
-    out_dir = Path(out)
     pred_dir = out_dir / "pred"
-    pred_dir.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list] = {m: [] for m in ALL_METRICS}
+    if save_predictions:
+        pred_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[float]] = {}
     seconds, done = 0.0, 0
-    with torch.no_grad():
+    with torch.inference_mode():
         for images, masks in tqdm(loader, desc=f"evaluate {split}", disable=not interactive()):
+            n = len(images)
+            x = images.to(device)
+            if img_size != size:
+                x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
+            if compile and n < batch_size:  # keep the one shape the model was compiled for
+                x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
             t0 = time.perf_counter()
-            logits = model(images.to(device))
+            logits = model(x)[:n]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - t0
+            logits = logits.float()
+            if img_size != size:
+                logits = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
             preds = binarize_logits(logits.cpu())
-            batch = image_metrics(preds, masks)
-            for name in ALL_METRICS:
-                rows[name].extend(batch[name].tolist())
+            for name, values in image_metrics(preds, masks).items():
+                rows.setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
             if save_predictions:
                 pngs = preds.squeeze(1).numpy().astype(np.uint8) * 255
-                for image_id, pred in zip(ids[done : done + len(pngs)], pngs, strict=True):
+                for image_id, pred in zip(ids[done : done + n], pngs, strict=True):
                     _, png = cv2.imencode(".png", pred)
                     atomic_write_bytes(pred_dir / f"{image_id}.png", png.tobytes())
-            done += len(images)
+            done += n
 
     table = pd.DataFrame({"id": ids, **rows})
     atomic_write_bytes(out_dir / "per_image.csv", table.to_csv(index=False, float_format="%.6f").encode())
-    summary = {
-        name: summarize(table[name].to_numpy(), n_boot=n_boot, scale=100.0 if name in PAPER_METRICS else 1.0)
-        for name in ALL_METRICS
+    summary: dict = {
+        name: summarize(table[name].to_numpy(), n_boot=n_boot, scale=REPORT_SCALE.get(name, 1.0)) for name in rows
     }
-    summary["units"] = {"percent": list(PAPER_METRICS), "pixels": ["hd95"]}
-    summary["split"], summary["model"], summary["n_images"] = split, cfg["model"], len(ids)
+    summary["units"] = {name: METRIC_UNITS.get(name, "") for name in rows}
+    summary.update(split=split, model=cfg["model"], n_images=len(ids), img_size=img_size, prepared_size=size)
     atomic_write_json(out_dir / "metrics.json", summary)
     timing = {
         "images": len(ids),
         "model_seconds": round(seconds, 4),
         "images_per_second": round(len(ids) / seconds, 2) if seconds else None,
         "device": str(device),
+        "batch_size": batch_size,
+        "bn_folded": path_info["fold_bn"],
+        "compiled": path_info["compile"],
     }
     atomic_write_json(out_dir / "timing.json", timing)
+    shown = [m for m in rows if m in REPORT_SCALE]
     print(
-        f"{cfg['model']} on {split} ({len(ids)} images): "
-        + ", ".join(f"{m} {summary[m]['mean']:.2f}" for m in ALL_METRICS)
+        f"{cfg['model']} on {split} ({len(ids)} images, model at {img_size} px, scored at {size} px): "
+        + ", ".join(f"{m} {summary[m]['mean']:.2f}" for m in shown)
         + f"; {timing['images_per_second']} images/s",
         flush=True,
     )
@@ -102,19 +174,30 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params().evaluate.model_dump()
+    params = load_params().evaluate
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--split", default=params.get("split", "test"))
-    parser.add_argument("--batch-size", type=int, default=params.get("batch_size", 16))
-    parser.add_argument("--bootstrap", type=int, default=params.get("bootstrap", 1000), help="bootstrap resamples")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", required=True, type=Path, help="a prepared dataset folder")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="best.pt of a training run")
+    parser.add_argument("--out", required=True, type=Path, help="results folder")
+    parser.add_argument("--split", default=params.split, choices=("train", "val", "test"))
+    parser.add_argument("--batch-size", type=int, default=params.batch_size)
+    parser.add_argument("--bootstrap", type=int, default=params.bootstrap, help="bootstrap resamples")
+    parser.add_argument("--device", default=params.device, help="auto, cpu or cuda")
+    parser.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=params.compile, help="torch.compile the model"
+    )
     parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"argument --batch-size: must be at least 1, got {args.batch_size}")
+    if args.bootstrap < 0:
+        parser.error(f"argument --bootstrap: must be 0 or more, got {args.bootstrap}")
+    # The checks that need no torch come first, so that a wrong path is reported at once.
+    split_ids(args.data, args.split)
+    if not args.checkpoint.is_file():
+        raise UserError(f"--checkpoint {args.checkpoint}: no such file")
     evaluate(
         args.data,
         args.checkpoint,
@@ -124,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         args.bootstrap,
         save_predictions=not args.no_predictions,
+        compile=args.compile,
     )
     return 0
 

@@ -4,20 +4,28 @@
                                [--split-by-patient] [--params params.yaml]
 
 Defaults for --size, --seed and --split-by-patient come from the `prepare:` section of params.yaml
-(keys size, seed, split_by_patient) when that file exists; flags override them.
+(read and validated by `pipeline.params.load_params`; `--params` names another file); flags override them.
 
 Output (`--out`, written to a temporary folder next to it and renamed at the end, so an existing
-`--out` is replaced only on success):
+`--out` is replaced only on success). An existing `--out` is replaced only when it is empty or is an
+earlier output of this command (a manifest.json of ours and nothing but the files below); any other
+folder is refused with exit status 2, so `--out runs` cannot wipe checkpoints.
 - images.npy  N x S x S x 3 uint8 RGB; masks.npy  N x S x S uint8 in {0, 1}; row i is ids.json[i]
 - ids.json    the ids in row order (sorted)
 - split.json  {"train": [...], "val": [...], "test": [...]} (sorted id lists)
 - groups.json id -> patient/slide, for datasets that have groups (brain_mri, tnbc)
-- manifest.json  dataset, size, seed, rules, counts, empty masks, sha256 of every source file read.
+- manifest.json  dataset, size, seed, rules, counts, empty masks, the mask rule with the number of masks
+  that took each of its branches (`mask_rule_counts`), the mean percentage of foreground pixels per
+  kept image (`foreground_percent`), sha256 of every source file read.
+
+Masks: one rule for every dataset, chosen by the adapter's `mask_kind` and the values in each file
+(`datasets.reader`): label masks (GlaS) foreground > 0; otherwise a mask with at most two values (0/1,
+0/255, 0/v) has its higher value as foreground, a greyscale mask (JPEG noise) is foreground >= 128,
+and in a user folder (`folder`) a multi-valued integer mask below 128 is read as labels (> 0).
 
 Resizing: images with cv2.INTER_AREA when neither side grows, bilinear otherwise; masks are
-binarised at source resolution (rules in `datasets.reader`) and resized with nearest neighbour
-(cv2.INTER_NEAREST_EXACT, pixel-centre aligned). The aspect ratio is not kept (the paper resizes
-every image to 224 x 224).
+binarised at source resolution and resized with nearest neighbour (cv2.INTER_NEAREST_EXACT,
+pixel-centre aligned). The aspect ratio is not kept (the paper resizes every image to 224 x 224).
 
 Errors in the input (`datasets.DatasetError`) print `error: ...` to stderr and exit with status 2.
 """
@@ -29,34 +37,29 @@ import json
 import os
 import sys
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from datasets.base import Adapter, DatasetError, DatasetWarning, Pair, listing
 from datasets.fsutil import atomic_dir
-from datasets.reader import as_rgb, binarize, decode, read_bytes
+from datasets.reader import MASK_RULES, as_rgb, binarize_with_rule, decode, read_bytes
 from datasets.registry import ADAPTERS, get_adapter
 from datasets.resize import resize_image, resize_mask
 from datasets.splits import grouped_split, official_split, random_split
 from pipeline.cli import run
+from pipeline.params import load_params
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = {"size": 224, "seed": 42, "split_by_patient": False}
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: mask_rule_counts and foreground_percent added
+OUTPUT_FILES = frozenset({"images.npy", "masks.npy", "ids.json", "split.json", "groups.json", "manifest.json"})
 IMAGE_RULE = (
     "RGB uint8; grayscale replicated, palette expanded, alpha dropped; >8-bit integer data "
     "scaled by 255/max when max > 255; resized with INTER_AREA (shrinking) or bilinear"
 )
-MASK_RULES = {
-    "binary": "0..255 values (colour: max over channels), foreground where value >= 128; nearest resize",
-    "label": "instance labels, foreground where label > 0; nearest resize",
-    "auto": "0/1 integer masks: foreground where 1; otherwise 0..255 rule (>= 128); nearest resize",
-}
 
 
 @dataclass
@@ -66,6 +69,7 @@ class _Item:
     mask: np.ndarray | None
     sha_image: str
     sha_mask: str
+    mask_rule: str
 
 
 def _load(pair: Pair, adapter: Adapter, size: int) -> _Item:
@@ -73,15 +77,16 @@ def _load(pair: Pair, adapter: Adapter, size: int) -> _Item:
     img_bytes, sha_img = read_bytes(pair.image)
     mask_bytes, sha_mask = read_bytes(pair.mask)
     img = as_rgb(decode(img_bytes, pair.image))
-    mask = binarize(decode(mask_bytes, pair.mask, labels=adapter.mask_kind == "label"), adapter.mask_kind)
+    raw_mask = decode(mask_bytes, pair.mask, labels=adapter.mask_kind == "label")
+    mask, rule = binarize_with_rule(raw_mask, adapter.mask_kind)
     if img.shape[:2] != mask.shape:
         raise DatasetError(
             f"size mismatch: image {pair.image} is {img.shape[1]}x{img.shape[0]}, "
             f"mask {pair.mask} is {mask.shape[1]}x{mask.shape[0]} (width x height)"
         )
     if not adapter.keep(mask):
-        return _Item(pair, None, None, sha_img, sha_mask)
-    return _Item(pair, resize_image(img, size), resize_mask(mask, size), sha_img, sha_mask)
+        return _Item(pair, None, None, sha_img, sha_mask, rule)
+    return _Item(pair, resize_image(img, size), resize_mask(mask, size), sha_img, sha_mask, rule)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -103,6 +108,30 @@ def _make_split(adapter: Adapter, kept: list[Pair], seed: int, by_patient: bool)
     if adapter.split == "official":
         return official_split({p.id: p.subset for p in kept}), "official"
     return random_split(ids, seed, adapter.split), f"random {adapter.split}, seed {seed}"
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise DatasetError unless `out` is absent, empty, or an earlier output of :func:`prepare`."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetError(f"--out {out}: exists and is not a folder")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        ours = isinstance(manifest, dict) and {"format", "dataset", "size"} <= set(manifest)
+    except (OSError, ValueError):
+        ours = False
+    foreign = [e for e in entries if e not in OUTPUT_FILES]
+    if ours and not foreign:
+        return
+    why = f"files pipeline.prepare does not write: {listing(foreign)}" if ours else "no manifest.json of ours"
+    raise DatasetError(
+        f"--out {out}: not empty and not an earlier output of pipeline.prepare ({why}); refusing to replace it. "
+        "Pass a new or empty folder (or delete this one yourself)."
+    )
 
 
 def _dump(obj: object, path: Path) -> None:
@@ -127,9 +156,10 @@ def prepare(
     raw_abs, out_abs = raw.resolve(), out.resolve()
     if raw_abs == out_abs or out_abs in raw_abs.parents or raw_abs in out_abs.parents:
         raise DatasetError(f"--out {out} and --raw {raw} overlap; replacing --out could delete the source data")
+    check_replaceable(out)
+    if not raw.is_dir():
+        raise DatasetError(f"--raw {raw}: no such directory")
     try:
-        if not raw.is_dir():
-            raise DatasetError(f"--raw {raw}: no such directory")
         pairs = adapter.pairs(raw)
         workers = workers or min(4, os.cpu_count() or 1)
         items: list[_Item] = []
@@ -137,7 +167,12 @@ def prepare(
         try:
             results = pool.map(lambda p: _load(p, adapter, size), pairs)
             for item in tqdm(
-                results, total=len(pairs), desc=f"prepare {dataset}", unit="pair", disable=not progress, file=sys.stderr
+                results,
+                total=len(pairs),
+                desc=f"prepare {dataset}",
+                unit="pair",
+                disable=not (progress and sys.stderr.isatty()),
+                file=sys.stderr,
             ):
                 items.append(item)
         finally:
@@ -171,7 +206,10 @@ def prepare(
         "n_empty_masks": len(empty),
         "empty_mask_ids": empty,
         "image_rule": IMAGE_RULE,
+        "mask_kind": adapter.mask_kind,
         "mask_rule": MASK_RULES[adapter.mask_kind],
+        "mask_rule_counts": dict(sorted(Counter(it.mask_rule for it in items).items())),
+        "foreground_percent": round(100.0 * float(np.mean([it.mask.mean() for it in kept])), 4),
         "groups": "groups.json" if groups else None,
         "sources_sha256": dict(sorted(sources.items())),
     }
@@ -198,20 +236,6 @@ def prepare(
     return manifest
 
 
-def load_defaults(params: Path) -> dict:
-    """The prepare defaults, updated from the `prepare:` section of `params` if that file exists."""
-    values = dict(DEFAULTS)
-    if params.is_file():
-        doc = yaml.safe_load(params.read_text(encoding="utf-8")) or {}
-        section = (doc.get("prepare") or {}) if isinstance(doc, dict) else {}
-        if not isinstance(section, dict):
-            raise DatasetError(f"{params}: 'prepare' must be a mapping")
-        for key in DEFAULTS:
-            if key in section:
-                values[key] = section[key]
-    return values
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pipeline.prepare", description="Validate, resize and split a segmentation dataset."
@@ -228,31 +252,30 @@ def main(argv: list[str] | None = None) -> int:
         help="keep each patient's slices in one split part (brain_mri, tnbc; params: prepare.split_by_patient, false)",
     )
     ap.add_argument(
-        "--params",
-        type=Path,
-        default=REPO_ROOT / "params.yaml",
-        help="params file with a 'prepare:' section (default: params.yaml at the repo root)",
+        "--params", type=Path, default=None, help="params file (default: params.yaml here, else the repository's)"
     )
     ap.add_argument("--workers", type=int, default=None, help="decoding threads (default: min(4, CPUs))")
     a = ap.parse_args(argv)
+    if a.size is not None and a.size < 1:
+        ap.error(f"argument --size: must be a positive number of pixels, got {a.size}")
+    if a.workers is not None and a.workers < 1:
+        ap.error(f"argument --workers: must be at least 1, got {a.workers}")
+    defaults = load_params(a.params).prepare
+    size = a.size if a.size is not None else defaults.size
+    seed = a.seed if a.seed is not None else defaults.seed
+    by_patient = a.split_by_patient if a.split_by_patient is not None else defaults.split_by_patient
 
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"warning: {message}", file=sys.stderr)
 
-    warnings.showwarning = show
-    try:
-        d = load_defaults(a.params)
-        size = a.size if a.size is not None else int(d["size"])
-        seed = a.seed if a.seed is not None else int(d["seed"])
-        by_patient = a.split_by_patient if a.split_by_patient is not None else bool(d["split_by_patient"])
+    with warnings.catch_warnings():
+        warnings.showwarning = show
         m = prepare(a.dataset, a.raw, a.out, size, seed, by_patient, progress=True, workers=a.workers)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     c = m["counts"]
     print(
         f"{a.dataset}: {c['kept']} pairs ({c['train']} train / {c['val']} val / {c['test']} test), "
-        f"{m['n_empty_masks']} empty masks, {c['dropped']} dropped -> {a.out}",
+        f"{m['n_empty_masks']} empty masks, {m['foreground_percent']:.2f}% foreground, "
+        f"{c['dropped']} dropped -> {a.out}",
         file=sys.stderr,
     )
     return 0

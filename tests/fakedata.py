@@ -194,3 +194,21 @@ MAKERS = {
     "tnbc": make_tnbc,
     "folder": make_folder,
 }
+
+
+def tiny_checkpoint(prepared: Path, out: Path, img_size: int = 32) -> Path:
+    """``best.pt`` of a one-epoch run of a small DyGLNet on a prepared folder (the real training code)."""
+    from pipeline.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(prepared),
+        model="dyglnet",
+        out=str(out),
+        epochs=1,
+        batch_size=8,
+        img_size=img_size,
+        num_workers=0,
+        model_kwargs={"depths": [1, 1, 1]},
+    )
+    train(cfg)
+    return out / "best.pt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from fakedata import (
 )
 
 from datasets import ADAPTERS, DatasetError, get_adapter
+from datasets.base import pair_by_stem
 from datasets.reader import load_image, load_mask
 
 
@@ -153,3 +155,50 @@ def test_tnbc_mask_without_image(tmp_path):
     pattern = "mask\\(s\\) without an image: .*01_9.png \\(expected .*Slide_01/01_9.png"
     with pytest.raises(DatasetError, match=pattern):
         get_adapter("tnbc").pairs(tmp_path)
+
+
+def _touch(*paths: Path) -> list[Path]:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+    return sorted(paths)
+
+
+def test_pair_by_stem_with_a_suffix_in_one_folder(tmp_path):
+    files = _touch(tmp_path / "a.tif", tmp_path / "a_mask.tif", tmp_path / "b.tif", tmp_path / "b_mask.tif")
+    assert pair_by_stem(files, files, suffix="_mask") == [
+        ("a", tmp_path / "a.tif", tmp_path / "a_mask.tif"),
+        ("b", tmp_path / "b.tif", tmp_path / "b_mask.tif"),
+    ]
+    files = _touch(tmp_path / "c.tif") + files
+    with pytest.raises(
+        DatasetError, match=f"1 image\\(s\\) without a mask: {tmp_path}/c.tif \\(expected .*/c_mask.tif\\)"
+    ):
+        pair_by_stem(files, files, suffix="_mask")
+
+
+def test_pair_by_stem_across_folders(tmp_path):
+    images = _touch(tmp_path / "img" / "x.jpg", tmp_path / "img" / "y.jpg")
+    masks = _touch(tmp_path / "gt" / "x_seg.png", tmp_path / "gt" / "z_seg.png")
+    with pytest.raises(DatasetError) as err:
+        pair_by_stem(images, masks, suffix="_seg", mask_dir=tmp_path / "gt", mask_ext=".png", image_ext=".jpg")
+    assert f"{tmp_path}/img/y.jpg (expected {tmp_path}/gt/y_seg.png)" in str(err.value)
+    assert f"{tmp_path}/gt/z_seg.png (expected {tmp_path}/gt/z.jpg)" in str(err.value)  # image_dir defaults to own
+    slides = _touch(tmp_path / "Slide_01" / "01_1.png", tmp_path / "Slide_02" / "02_1.png")
+    gts = _touch(tmp_path / "GT_01" / "01_1.png")
+    with pytest.raises(DatasetError, match="expected .*GT_02/02_1.png"):
+        pair_by_stem(slides, gts, mask_dir=lambda d: d.parent / d.name.replace("Slide_", "GT_"))
+    with pytest.raises(DatasetError, match="'x' occurs twice"):
+        pair_by_stem([*images, tmp_path / "img" / "x.png"], masks, suffix="_seg")
+
+
+def test_python_m_datasets_lists_every_adapter(capsys):
+    from datasets.__main__ import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name, cls in ADAPTERS.items():
+        assert f"{name} ({cls.display_name}, split {cls.split}, masks: {cls.mask_kind})" in out
+    assert main(["glas"]) == 0 and capsys.readouterr().out.startswith("glas (GlaS, split 8:1:1, masks: label)")
+    with pytest.raises(DatasetError, match="unknown dataset 'nope'"):
+        main(["nope"])

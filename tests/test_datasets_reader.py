@@ -13,7 +13,17 @@ from fakedata import jpeg_bytes, save, save_tiff
 from PIL import Image
 
 from datasets import DatasetError
-from datasets.reader import binarize, decode, load_image, load_mask, read_bytes, to_uint8
+from datasets.base import IMAGE_EXTS
+from datasets.reader import (
+    MASK_RULES,
+    binarize,
+    binarize_with_rule,
+    decode,
+    load_image,
+    load_mask,
+    read_bytes,
+    to_uint8,
+)
 
 RGB = np.zeros((6, 8, 3), np.uint8)
 RGB[..., 0], RGB[..., 1], RGB[..., 2] = 220, 110, 30
@@ -186,3 +196,51 @@ def test_garbage_and_empty_files(tmp_path):
 def test_read_bytes_checksum(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     assert read_bytes(tmp_path / "f")[1] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("ext", sorted(IMAGE_EXTS))
+def test_reader_decodes_every_listed_suffix(tmp_path, ext):
+    """IMAGE_EXTS (what the adapters and predict accept) and the reader agree."""
+    img = np.zeros((6, 8, 3), np.uint8)
+    img[:, 4:] = (200, 40, 10)  # two colours: exact even through a GIF palette
+    kw = {"lossless": True} if ext == ".webp" else {"quality": 100} if ext in (".jpg", ".jpeg") else {}
+    out = load_image(save(img, tmp_path / f"x{ext}", **kw))
+    assert out.shape == img.shape
+    if ext in (".jpg", ".jpeg"):  # lossy at the colour edge: compare the outer columns
+        out, img = out[:, [0, -1]], img[:, [0, -1]]
+    assert np.abs(out.astype(int) - img).max() <= (8 if ext in (".jpg", ".jpeg") else 0)
+
+
+LESION = np.array([[0, 0, 1, 1], [0, 1, 1, 0]], np.uint8)
+
+
+@pytest.mark.parametrize(
+    "values,kind,rule",
+    [
+        (LESION, "binary", "two-level"),  # 0/1
+        (LESION * 255, "binary", "two-level"),  # 0/255
+        (LESION * 2, "binary", "two-level"),  # label-valued 0/2: was empty at >= 128
+        (LESION * 100, "binary", "two-level"),  # 0/100: was empty at >= 128
+        (LESION.astype(np.uint16) * 65535, "binary", "two-level"),
+        (LESION.astype(bool), "binary", "two-level"),
+        (LESION.astype(np.float32), "binary", "two-level"),
+        (LESION * 205 + 50, "binary", "two-level"),  # two levels without 0: the higher one
+        (LESION * 2, "auto", "two-level"),
+        (LESION * 2 + (LESION * np.array([[0, 0, 1, 0], [0, 0, 0, 0]], np.uint8)), "auto", "label>0"),  # 0/2/3
+        (LESION * 7, "label", "label>0"),
+    ],
+)
+def test_one_mask_rule(values, kind, rule):
+    mask, used = binarize_with_rule(values, kind)
+    assert used == rule and mask.dtype == np.uint8 and np.array_equal(mask, LESION)
+
+
+def test_mask_rule_edge_cases():
+    assert binarize_with_rule(np.zeros((2, 2), np.uint8))[0].sum() == 0  # all background
+    assert binarize_with_rule(np.full((2, 2), 255, np.uint8))[0].sum() == 4  # all foreground
+    noisy = np.array([[0, 3, 250, 255], [130, 120, 1, 2]], np.uint8)  # greyscale with JPEG noise
+    mask, rule = binarize_with_rule(noisy, "binary")
+    assert rule == "threshold128" and mask.tolist() == [[0, 0, 1, 1], [1, 0, 0, 0]]
+    labels = np.array([[0, 1, 2, 3]], np.uint8)  # instance ids in a "binary" dataset stay a greyscale read
+    assert binarize_with_rule(labels, "binary")[0].sum() == 0 and binarize_with_rule(labels, "auto")[0].sum() == 3
+    assert set(MASK_RULES) == {"binary", "label", "auto"}

@@ -13,13 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fakedata import MAKERS, make_brain, make_folder, make_isic, make_kvasir, make_tnbc, save
+from fakedata import MAKERS, jpeg_bytes, make_brain, make_folder, make_isic, make_kvasir, make_tnbc, save
 
 import datasets.reader as reader
 import pipeline.prepare as prep
-from datasets.resize import resize_image
 from datasets import DatasetError, DatasetWarning
+from datasets.resize import resize_image
 from datasets.splits import split_sizes
+from pipeline.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,23 +130,46 @@ def test_resize_rules():
 # --- the CLI and bad input -------------------------------------------------------------------------
 
 
-def _cli(capsys, *args):
-    code = prep.main([*map(str, args), "--params", "/nonexistent/params.yaml"])
+def _cli(capsys, *args, params: Path | None = None):
+    """`python -m pipeline.prepare ARGS` in-process (through pipeline.cli.run) with an empty params file."""
+    if params is None:
+        params = Path(args[args.index("--out") + 1]).parent / "empty_params.yaml"
+        params.write_text("")
+    code = run(prep.main, [*map(str, args), "--params", str(params)])
     return code, capsys.readouterr().err
 
 
 def test_cli_params_defaults_and_override(tmp_path, capsys):
     raw, out = _kv(tmp_path)
     params = tmp_path / "params.yaml"
-    params.write_text("prepare:\n  size: 12\n  seed: 5\nother: {x: 1}\n")
-    args = ["--dataset", "kvasir", "--raw", str(raw), "--out", str(out), "--params", str(params)]
-    assert prep.main(args) == 0
+    params.write_text("prepare:\n  size: 20\n  seed: 5\n")
+    args = ["--dataset", "kvasir", "--raw", raw, "--out", out]
+    assert _cli(capsys, *args, params=params)[0] == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert (m["size"], m["seed"]) == (12, 5)
-    assert prep.main([*args, "--size", "8"]) == 0
+    assert (m["size"], m["seed"]) == (20, 5)
+    assert _cli(capsys, *args, "--size", "8", params=params)[0] == 0
     assert json.loads((out / "manifest.json").read_text())["size"] == 8
-    code, _ = _cli(capsys, "--dataset", "kvasir", "--raw", raw, "--out", out)
+    code, _ = _cli(capsys, *args)
     assert code == 0 and json.loads((out / "manifest.json").read_text())["size"] == 224
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("prepare:\n  size: '64'\n", "prepare.size: expected an integer, got '64'"),
+        ("prepare:\n  sise: 64\n", "prepare.sise: unknown key"),
+        ("prepare: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_cli_bad_params_file(tmp_path, capsys, text, message):
+    raw, out = _kv(tmp_path, n=2)
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    code, err = _cli(capsys, "--dataset", "kvasir", "--raw", raw, "--out", out, params=params)
+    assert code == 2 and err.startswith(f"error: {params}: ") and message in err, err
+    assert err.count("\n") == 1 and not out.exists()
+    code, err = _cli(capsys, "--dataset", "kvasir", "--raw", raw, "--out", out, params=tmp_path / "none.yaml")
+    assert code == 2 and "none.yaml: not found" in err
 
 
 def test_cli_subprocess_error_exit_code(tmp_path):
@@ -169,16 +193,23 @@ def test_cli_subprocess_error_exit_code(tmp_path):
     assert "masks/<id>.jpg" in r.stderr and not (tmp_path / "out").exists()
 
 
+def _earlier_output(out: Path) -> dict[str, bytes]:
+    """A stand-in for an earlier prepare output in `out` (which prepare may replace); returns its files."""
+    out.mkdir(exist_ok=True)
+    (out / "manifest.json").write_text(json.dumps({"format": 2, "dataset": "kvasir", "size": 8}))
+    (out / "ids.json").write_text('["previous"]')
+    return _files(out)
+
+
 def _fails(capsys, tmp_path, name, raw, *patterns):
     out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    (out / "previous.txt").write_text("keep me")
+    before = _earlier_output(out)
     code, err = _cli(capsys, "--dataset", name, "--raw", raw, "--out", out, "--size", "8")
     assert code == 2 and "\nerror: " in "\n" + err, err
     for pat in patterns:
         assert pat in err, (pat, err)
     assert "expected layout for --dataset" in err
-    assert sorted(p.name for p in out.iterdir()) == ["previous.txt"]  # existing --out untouched
+    assert _files(out) == before  # existing --out untouched
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".out.")]  # no temp left
     return err
 
@@ -239,7 +270,8 @@ def test_empty_and_wrong_folder(tmp_path, capsys):
     (tmp_path / "f" / "images").mkdir(parents=True)
     (tmp_path / "f" / "masks").mkdir()
     _fails(capsys, tmp_path, "folder", tmp_path / "f", "contain no image files")
-    _fails(capsys, tmp_path, "folder", tmp_path / "nowhere", "no such directory")
+    code, err = _cli(capsys, "--dataset", "folder", "--raw", tmp_path / "nowhere", "--out", tmp_path / "o")
+    assert code == 2 and err == f"error: --raw {tmp_path / 'nowhere'}: no such directory\n"
 
 
 def test_duplicate_id(tmp_path, capsys):
@@ -256,8 +288,8 @@ def test_out_must_not_contain_raw(tmp_path):
 
 def test_existing_out_replaced_on_success(tmp_path):
     make_folder(tmp_path / "raw", n=3)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "stale.npy").write_bytes(b"x")
+    _earlier_output(tmp_path / "out")
+    (tmp_path / "out" / "groups.json").write_text("{}")  # stale: this dataset has no groups
     _run("folder", tmp_path / "raw", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "ids.json",
@@ -266,3 +298,72 @@ def test_existing_out_replaced_on_success(tmp_path):
         "masks.npy",
         "split.json",
     ]
+    (tmp_path / "empty").mkdir()
+    _run("folder", tmp_path / "raw", tmp_path / "empty")  # an empty folder is fine too
+    assert (tmp_path / "empty" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "files,why",
+    [
+        ({"best.pt": b"weights"}, "no manifest.json of ours"),  # e.g. --out runs
+        ({"manifest.json": b'{"name": "something else"}', "a.npy": b"x"}, "no manifest.json of ours"),
+        ({"manifest.json": b"not json"}, "no manifest.json of ours"),
+        ({"manifest.json": b'{"format": 2, "dataset": "x", "size": 8}', "notes.txt": b"mine"}, "notes.txt"),
+    ],
+)
+def test_out_that_is_not_ours_is_refused(tmp_path, capsys, files, why):
+    make_folder(tmp_path / "raw", n=2)
+    out = tmp_path / "runs"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    (out / "synthetic").mkdir()
+    files["synthetic"] = None
+    code, err = _cli(capsys, "--dataset", "folder", "--raw", tmp_path / "raw", "--out", out, "--size", "8")
+    assert code == 2 and err.startswith(f"error: --out {out}: not empty and not an earlier output"), err
+    assert why in err and err.count("\n") == 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    for name, data in files.items():
+        assert data is None or (out / name).read_bytes() == data
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatasetError, match="exists and is not a folder"):
+        prep.prepare("folder", tmp_path / "raw", tmp_path / "file", size=8)
+
+
+def test_mask_values_one_rule(tmp_path):
+    """0/1, 0/255, label-valued 0/v, 16-bit, colour, JPEG-noisy and instance-label masks all give the lesion."""
+    rng = np.random.default_rng(0)
+    lesion = np.zeros((16, 16), np.uint8)
+    lesion[3:11, 4:13] = 1
+    noisy = tmp_path / "raw" / "masks" / "jpeg.jpg"
+    noisy.parent.mkdir(parents=True)
+    noisy.write_bytes(jpeg_bytes(np.repeat(lesion[..., None] * 255, 3, axis=2), 60))
+    instances = lesion.copy()
+    instances[3:11, 9:13] = 2
+    instances[3:5, 4:6] = 3
+    masks = {
+        "zero_one": lesion,
+        "zero_255": lesion * 255,
+        "zero_two": lesion * 2,
+        "zero_hundred": lesion * 100,
+        "sixteen_bit": lesion.astype(np.uint16) * 1000,
+        "instances": instances,
+    }
+    for name, mask in masks.items():
+        save(mask, tmp_path / "raw" / "masks" / f"{name}.png")
+    colour = np.zeros((16, 16, 3), np.uint8)
+    colour[lesion == 1] = (0, 0, 90)  # a dark blue lesion: two levels after the channel maximum
+    save(colour, tmp_path / "raw" / "masks" / "colour.bmp")
+    for stem in [*masks, "jpeg", "colour"]:
+        save(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), tmp_path / "raw" / "images" / f"{stem}.png")
+    m = _run("folder", tmp_path / "raw", tmp_path / "out")
+    out = np.load(tmp_path / "out" / "masks.npy")
+    ids = json.loads((tmp_path / "out" / "ids.json").read_text())
+    for row, k in enumerate(ids):
+        assert np.array_equal(out[row], lesion), k
+    assert m["mask_rule_counts"] == {"label>0": 1, "threshold128": 1, "two-level": 6}
+    assert m["foreground_percent"] == pytest.approx(100 * lesion.mean())
+    assert m["mask_kind"] == "auto" and "at most two values" in m["mask_rule"]
+    # GlaS-style label masks with a "binary" dataset would be wrong; the adapter's kind decides
+    assert reader.binarize(instances, "binary").sum() == 0 and reader.binarize(instances, "label").sum() == lesion.sum()
