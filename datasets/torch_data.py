@@ -21,19 +21,28 @@ own generators. Two pitfalls follow, both handled here:
    used as `worker_init_fn`, reseeds numpy, random and the dataset's transform from
    `torch.initial_seed()`, which differs per worker and epoch and is fixed by the DataLoader's seeded
    `generator`. With num_workers=0 the sequence is fixed by `build_transforms(..., seed=)`.
+
+The trainer goes one step further (`AugmentationSeeds`): its sampler yields `(index, (seed, epoch))` and
+the dataset draws each sample's augmentation from generators seeded by (seed, epoch, index). The
+augmented images then depend on nothing else -- not on the number of workers, on which worker loads a
+sample, on persistent workers carrying state across epochs, or on where a resumed run restarted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
-import albumentations as A
-import cv2
-import numpy as np
-import torch
-from torch.utils.data import Dataset, get_worker_info
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"  # before importing albumentations: no online version check
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import Dataset, Sampler, get_worker_info  # noqa: E402
 
 from datasets.base import DatasetError
 
@@ -58,6 +67,12 @@ AUGMENT_DEFAULTS: dict = {
 def seed_transform(transform: A.BaseCompose, seed: int) -> None:
     """Give a whole albumentations pipeline one shared, seeded pair of generators."""
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+
+
+def sample_generators(seed: int, epoch: int, index: int) -> tuple[np.random.Generator, random.Random]:
+    """Independent numpy and python generators for one sample of one epoch of a seeded run."""
+    sequence = np.random.SeedSequence([seed % 2**64, epoch, index])
+    return np.random.default_rng(sequence), random.Random(int(sequence.generate_state(1, np.uint64)[0]))
 
 
 def build_transforms(aug: dict | None, size: int, train: bool, seed: int = 0) -> A.Compose:
@@ -124,12 +139,17 @@ class SegmentationArrays(Dataset):
         self._images = np.load(self.root / "images.npy", mmap_mode="r")
         self._masks = np.load(self.root / "masks.npy", mmap_mode="r")
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``dataset[i]``, or ``dataset[(i, (seed, epoch))]`` (from :class:`AugmentationSeeds`): the
+        augmentation of that sample is then drawn from generators seeded by (seed, epoch, i)."""
+        index, key = item if isinstance(item, tuple) else (item, None)
         if self._images is None:
             self._open()
         row = self._rows[index]
         image = np.array(self._images[row])
         mask = np.array(self._masks[row])
+        if self.transform is not None and key is not None:
+            self.transform.set_random_state(*sample_generators(key[0], key[1], index))
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
@@ -162,3 +182,27 @@ def seed_worker(worker_id: int) -> None:
     if info is not None:
         for i, t in enumerate(_transforms_of(info.dataset)):
             seed_transform(t, seed + i)
+
+
+class AugmentationSeeds(Sampler):
+    """Wrap an index sampler so that it yields ``(index, (seed, epoch))``: every sample's augmentation is
+    then fixed by the run's seed, the epoch and the sample (see :meth:`SegmentationArrays.__getitem__`).
+
+    ``set_epoch`` forwards to the wrapped sampler (a ``DistributedSampler`` reshuffles per epoch). The
+    keys are made in the main process each time an epoch starts, so persistent workers see them too.
+    """
+
+    def __init__(self, sampler: Sampler, seed: int):
+        self.sampler, self.seed, self.epoch = sampler, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[int, int]]]:
+        key = (self.seed, self.epoch)
+        return ((int(index), key) for index in self.sampler)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import torch.nn as nn
-from segmentation_models_pytorch.losses import DiceLoss
 
 
 class BceDiceLoss(nn.Module):
     """``w_bce * BCE-with-logits + w_dice * soft Dice over the whole batch`` on sigmoid probabilities."""
 
     def __init__(self, bce_weight: float = 0.5, dice_weight: float = 0.5, smooth: float = 1.0):
+        from segmentation_models_pytorch.losses import DiceLoss  # smp imports timm and torchvision: only when used
+
         super().__init__()
         self.bce_weight, self.dice_weight = bce_weight, dice_weight
         self.bce = nn.BCEWithLogitsLoss()

@@ -1,8 +1,9 @@
-"""Run-time helpers of the stages: seeding and RNG state, device choice, terminal detection."""
+"""Run-time helpers of the stages: seeding and RNG state, device choice and name, terminal detection."""
 
 from __future__ import annotations
 
 import os
+import platform
 import random
 import sys
 from collections.abc import Mapping
@@ -51,8 +52,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but no CUDA device is available")
-    return torch.device(name)
+        raise UserError(f"--device {name} requested but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"--device {name}: not a device torch knows (auto, cpu, cuda, cuda:N)") from err
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name for a CUDA device, else the CPU model from /proc/cpuinfo (or ``platform``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def interactive() -> bool:
