@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,13 @@ NO_AUGMENT = {
     "brightness_contrast_p": 0.0,
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def _free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it), for torchrun's rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
@@ -380,7 +388,16 @@ def test_two_process_gloo_matches_single_process(tiny_prepared, tmp_path):
         capture_output=True,
     )
     subprocess.run(
-        [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "pipeline.train", *common, "--out", "ddp"],
+        [
+            torchrun,
+            "--nproc_per_node=2",
+            f"--master_port={_free_port()}",
+            "-m",
+            "pipeline.train",
+            *common,
+            "--out",
+            "ddp",
+        ],
         cwd=tmp_path,
         check=True,
         env=ENV,
