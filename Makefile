@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# One pytest worker per core (pytest-xdist); each worker runs single-threaded.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 # Everything but the tests marked slow (end-to-end DVC runs, LaTeX, 224-only models): under a minute.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto -m "not slow"
 
 repro: $(STAMP)
 	$(RUN) $(VENV)/bin/dvc repro

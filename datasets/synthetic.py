@@ -1,13 +1,31 @@
 """Synthetic lesion-segmentation data: a seeded generator and its adapter.
 
-Each image shows a shaded, textured tissue-like background with vessel-like curves and specular
-highlights (not part of the mask) and one to four lesions. Lesions are irregular blobs (random
-harmonics of the radius, anisotropic, with a rough boundary) whose radius is drawn log-uniformly
-from 2.5% to 28% of the image side, so small lesions are common. Their contrast to the background
-is moderate (about 20-85 grey levels, darker in most images, with their own texture) against a
-background whose shading, vignetting and texture vary by a similar amount, their boundary is
-blurred, and specular spots and vessel-like curves act as distractors, so the task is not solvable by
-thresholding.
+Every image is one of five scenes modelled on the paper's targets, drawn with equal probability:
+
+============  =====================================================  ==============================
+scene         what is drawn (foreground = the mask)                   what it probes
+============  =====================================================  ==============================
+polyp         pink-red mucosa with dark folds, endoscope vignette     large, smooth, sharp boundary,
+              and specular glints; 1-3 dome-shaded polyps, a          colour close to the background,
+              little paler or darker than the mucosa                 highlights as distractors
+skin          skin-coloured, finely textured background with hairs   large, irregular, fuzzy
+              and sometimes a dermoscope ring; one (rarely two)      boundary, mottled inside,
+              brown, mottled, irregular lesion                        hairs crossing it
+tumour        three-channel MRI slice: dark field, bright skull,     small to medium, fuzzy boundary,
+              folded grey matter, dark ventricles; 1-2 hyper-         brighter (sometimes ring-shaped)
+              intense tumours, some with a darker core and a halo    region with a halo not in the mask
+gland         H&E stroma with fibre texture and scattered stromal    several elongated objects whose
+              nuclei; 2-6 glands = a purple epithelial rim around    inside (white lumen) resembles
+              a pale lumen (the whole gland is foreground)           neither rim nor background
+nuclei        H&E background with cytoplasm smudges; 8-30 small      many small objects, touching,
+              dark-purple nuclei, partly in clusters                 sharp boundaries
+============  =====================================================  ==============================
+
+Objects therefore range from about 0.1% (one nucleus) to about 35% (a skin lesion) of the image, and
+an image holds 1 to 30 of them. On top, every image gets a random gain, offset, gamma and colour
+balance, sensor noise and sometimes defocus blur (intensity variation between images). Object sizes
+are fractions of the image side, so the same set looks the same at any `size` (a 96-pixel set
+downsampled to 48 by `pipeline.prepare` keeps its anti-aliased boundaries).
 
 Pair i depends only on (seed, i), so the first k pairs of a larger set equal a set of size k.
 
@@ -27,82 +45,256 @@ import numpy as np
 
 from datasets.fsutil import atomic_dir
 
-_LESIONS = (1, 2, 3, 4)
-_LESION_P = (0.55, 0.25, 0.13, 0.07)
+SCENES = ("polyp", "skin", "tumour", "gland", "nuclei")
+
+_F = np.float32
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int = 1) -> np.ndarray:
-    """Zero-mean noise of about unit amplitude varying over `cells` cells across the image."""
-    g = rng.standard_normal((cells + 1, cells + 1, channels)).astype(np.float32)
-    out = cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC)
-    return out.reshape(size, size, channels)
+def _noise(rng: np.random.Generator, size: int, cells: int, channels: int = 1) -> np.ndarray:
+    """Zero-mean noise of about unit amplitude varying over `cells` cells across the image (H x W x C)."""
+    cells = max(1, min(int(cells), size))
+    g = rng.standard_normal((cells + 1, cells + 1, channels)).astype(_F)
+    return cv2.resize(g, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels)
 
 
-def _blob(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Boolean mask of one irregular lesion."""
-    r0 = size * float(np.exp(rng.uniform(np.log(0.025), np.log(0.28))))
-    cy, cx = rng.uniform(0.05 * size, 0.95 * size, 2)
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(a, (0, 0), max(float(sigma), 0.3))
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    r = np.arange(size, dtype=_F)
+    return r[:, None], r[None, :]
+
+
+def _shape(
+    rng: np.random.Generator,
+    size: int,
+    radius: float,
+    centre: tuple[float, float],
+    irregular: float = 0.3,
+    stretch: tuple[float, float] = (0.6, 1.0),
+    rough: float = 0.05,
+) -> np.ndarray:
+    """Boolean mask of one irregular blob: random radial harmonics, anisotropy, rough boundary."""
+    cy, cx = centre
     ks = np.arange(2, 8)
-    amp = rng.uniform(0, 0.35, ks.size) / ks
+    amp = rng.uniform(0, irregular, ks.size) / ks
     phase = rng.uniform(0, 2 * np.pi, ks.size)
-    stretch = rng.uniform(0.6, 1.0)
+    elong = rng.uniform(*stretch)
     tilt = rng.uniform(0, np.pi)
-    half = int(r0 * (1 + amp.sum()) * 1.3 / stretch) + 3
+    half = int(radius * (1 + amp.sum() + rough) / elong) + 2
     y0, y1 = max(0, int(cy) - half), min(size, int(cy) + half + 1)
     x0, x1 = max(0, int(cx) - half), min(size, int(cx) + half + 1)
-    dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-    dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
-    c, s = np.cos(tilt), np.sin(tilt)
-    u, v = c * dx + s * dy, (-s * dx + c * dy) / stretch
-    # the radius as a function of angle, tabulated once and looked up per pixel
-    table = np.linspace(-np.pi, np.pi, 721, dtype=np.float32)
-    profile = r0 * (1 + (amp[:, None] * np.cos(ks[:, None] * table + phase[:, None])).sum(0))
-    theta = np.arctan2(v, u)
-    radius = profile[((theta + np.pi) * (720 / (2 * np.pi))).astype(np.int32)]
-    rho = np.hypot(u, v)
-    rough = _smooth_noise(rng, max(y1 - y0, x1 - x0), 6)[: y1 - y0, : x1 - x0, 0]
-    inside = rho / radius + 0.06 * rough < 1.0
-    inside[int(cy) - y0, int(cx) - x0] = True
     mask = np.zeros((size, size), bool)
+    if y1 <= y0 or x1 <= x0:
+        return mask
+    dy = np.arange(y0, y1, dtype=_F)[:, None] - _F(cy)
+    dx = np.arange(x0, x1, dtype=_F)[None, :] - _F(cx)
+    c, s = np.cos(tilt), np.sin(tilt)
+    u, v = (c * dx + s * dy) * elong, -s * dx + c * dy
+    table = np.linspace(-np.pi, np.pi, 361, dtype=_F)  # radius as a function of angle, looked up per pixel
+    profile = radius * (1 + (amp[:, None] * np.cos(ks[:, None] * table + phase[:, None])).sum(0))
+    theta = np.arctan2(v, u)
+    r = profile[np.rint((theta + np.pi) * (360 / (2 * np.pi))).astype(np.int32)]
+    h, w = y1 - y0, x1 - x0
+    wobble = _noise(rng, max(h, w), 5)[:h, :w, 0]
+    inside = np.hypot(u, v) / r + rough * wobble < 1.0
+    iy, ix = int(np.clip(cy, y0, y1 - 1)), int(np.clip(cx, x0, x1 - 1))
+    inside[iy - y0, ix - x0] = True  # never empty
     mask[y0:y1, x0:x1] = inside
     return mask
 
 
-def make_pair(seed: int, index: int, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
-    """Pair `index` of the set with `seed`: (RGB uint8 size x size x 3, mask uint8 0/255 size x size)."""
-    rng = np.random.default_rng([seed, index])
-    base = rng.uniform([140, 70, 60], [230, 150, 140]).astype(np.float32)
-    shade = 1 + rng.uniform(0.08, 0.2) * _smooth_noise(rng, size, 3)
-    ramp = np.arange(size, dtype=np.float32) / size
-    vy, vx = rng.uniform(0.2, 0.8, 2)
-    vignette = 1 - rng.uniform(0, 0.4) * ((ramp[:, None] - vy) ** 2 + (ramp[None, :] - vx) ** 2)[..., None]
-    texture = rng.uniform(4, 10) * _smooth_noise(rng, size, size // 6, 3)
-    img = base * shade * vignette + texture
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
-    for _ in range(rng.integers(0, 4)):  # vessel-like curves
-        pts = np.cumsum(rng.normal(0, size / 10, (8, 2)), axis=0) + rng.uniform(0, size, 2)
-        layer = np.zeros((size, size), np.float32)
-        cv2.polylines(layer, [pts.astype(np.int32)], False, 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
-        img -= cv2.GaussianBlur(layer, (0, 0), 1.0)[..., None] * rng.uniform(10, 30) * np.float32([0.4, 1, 1])
 
+def _curves(rng: np.random.Generator, size: int, count: int, length: float, width: int, bend: float = 0.25) -> np.ndarray:
+    """Anti-aliased smooth curves (folds, hairs) as a float layer in [0, 1]: walks of 24 steps whose
+    heading turns by about `bend` radians per step."""
+    layer = np.zeros((size, size), _F)
+    for _ in range(count):
+        heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, bend, 24))
+        steps = (length / 24) * np.stack([np.sin(heading), np.cos(heading)], 1)
+        pts = np.cumsum(steps, axis=0) + rng.uniform(0, size, 2)
+        cv2.polylines(layer, [np.rint(pts[:, ::-1] * 4).astype(np.int32)], False, 1.0, max(1, width), cv2.LINE_AA, 2)
+    return layer
+
+
+def _dots(rng: np.random.Generator, size: int, count: int, rmax: float) -> np.ndarray:
+    layer = np.zeros((size, size), _F)
+    for (y, x), r in zip(rng.uniform(0, size, (count, 2)), rng.uniform(0.5, max(0.6, rmax), count), strict=True):
+        cv2.circle(layer, (int(x), int(y)), max(1, int(round(r))), 1.0, -1, cv2.LINE_AA)
+    return layer
+
+
+def _he_background(rng: np.random.Generator, size: int, px: float) -> np.ndarray:
+    """H&E-stained stroma: pink eosin with fibre texture and scattered small purple stromal nuclei."""
+    base = rng.uniform([205, 125, 170], [245, 180, 220]).astype(_F)
+    img = base * (1 + 0.06 * _noise(rng, size, 3))
+    fibres = cv2.resize(rng.standard_normal((size // 2 + 1, max(2, size // 12))).astype(_F), (size, size))
+    fibres = cv2.warpAffine(
+        fibres, cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.uniform(0, 180)), 1.3), (size, size),
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    img += rng.uniform(5, 12) * fibres[..., None] * _F([0.6, 1.0, 0.7])
+    img += rng.uniform(3, 7) * _noise(rng, size, size // 3, 3)
+    stromal = _blur(_dots(rng, size, int(rng.integers(8, 30) * (size / 96) ** 2) + 2, 1.2 * px), 0.5 * px)
+    img -= stromal[..., None] * rng.uniform(40, 80) * _F([0.7, 1.0, 0.45])
+    return img
+
+
+def _polyp(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray, np.ndarray]:
+    base = rng.uniform([160, 65, 55], [225, 125, 105]).astype(_F)
+    img = base * (1 + rng.uniform(0.08, 0.18) * _noise(rng, size, 3)) + rng.uniform(3, 7) * _noise(rng, size, size // 5, 3)
+    folds = _blur(_curves(rng, size, int(rng.integers(2, 6)), size * rng.uniform(0.4, 0.9), int(rng.integers(1, 4) * px), 0.15), 1.2 * px)
+    img -= folds[..., None] * rng.uniform(20, 45) * _F([0.8, 1.1, 1.1])
     mask = np.zeros((size, size), bool)
-    for _ in range(rng.choice(_LESIONS, p=_LESION_P)):
-        blob = _blob(rng, size)
+    yy, xx = _grid(size)
+    for _ in range(rng.choice((1, 2, 3), p=(0.7, 0.22, 0.08))):
+        radius = size * _log_uniform(rng, 0.08, 0.26)
+        cy, cx = rng.uniform(0.15 * size, 0.85 * size, 2)
+        blob = _shape(rng, size, radius, (cy, cx), irregular=0.15, stretch=(0.7, 1.0), rough=0.02)
         mask |= blob
-        alpha = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), rng.uniform(0.8, 3.5))
-        sign = -1.0 if rng.random() < 0.8 else 1.0
-        delta = sign * rng.uniform(35, 65) * rng.uniform([0.5, 0.8, 0.6], [1.0, 1.3, 1.2])
-        inner = rng.uniform(6, 14) * _smooth_noise(rng, size, size // 8, 3)
-        img += alpha[..., None] * (delta.astype(np.float32) + inner)
-
-    for _ in range(rng.integers(0, 3)):  # specular highlights
-        spot = np.zeros((size, size), np.float32)
+        alpha = _blur(blob.astype(_F), rng.uniform(0.6, 1.6) * px)
+        sign = 1.0 if rng.random() < 0.8 else -1.0  # most polyps are paler than the mucosa
+        delta = sign * rng.uniform(50, 85) * rng.uniform([0.6, 0.9, 0.9], [1.0, 1.4, 1.4])
+        light = rng.uniform(0, 2 * np.pi)  # dome shading: one side lit, the other in shadow
+        dome = ((yy - cy) * np.sin(light) + (xx - cx) * np.cos(light)) / radius
+        inner = delta.astype(_F) + rng.uniform(10, 25) * dome[..., None] + 6 * _noise(rng, size, size // 8, 3)
+        img += alpha[..., None] * inner
+    spots = np.zeros((size, size), _F)
+    for _ in range(rng.integers(1, 7)):  # specular glints, on and off the polyps
+        axes = tuple(max(1, int(a)) for a in rng.uniform(0.5, 2.5, 2) * px)
         centre = tuple(int(c) for c in rng.uniform(0, size, 2))
-        axes = tuple(int(a) for a in rng.uniform(1, size / 40 + 2, 2))
-        cv2.ellipse(spot, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-        img += cv2.GaussianBlur(spot, (0, 0), 1.2)[..., None] * rng.uniform(40, 90)
+        cv2.ellipse(spots, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    img += _blur(spots, 0.8 * px)[..., None] * rng.uniform(60, 110)
+    r2 = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (size / 2) ** 2
+    img *= np.clip(1 - rng.uniform(0.2, 0.6) * np.maximum(r2 - 0.4, 0), 0, 1)[..., None]  # endoscope vignette
+    return img, mask
 
-    img += rng.uniform(2, 5) * rng.standard_normal((size, size, 1), dtype=np.float32)
+
+def _skin(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray, np.ndarray]:
+    base = rng.uniform([180, 130, 105], [240, 195, 170]).astype(_F)
+    img = base * (1 + 0.07 * _noise(rng, size, 3)) + rng.uniform(3, 6) * _noise(rng, size, size // 3, 3)
+    mask = np.zeros((size, size), bool)
+    count = 1 if rng.random() < 0.85 else 2
+    for k in range(count):
+        radius = size * (_log_uniform(rng, 0.13, 0.34) if k == 0 else _log_uniform(rng, 0.05, 0.1))
+        cy, cx = rng.uniform(0.3 * size, 0.7 * size, 2) if k == 0 else rng.uniform(0.1 * size, 0.9 * size, 2)
+        blob = _shape(rng, size, radius, (cy, cx), irregular=0.4, stretch=(0.65, 1.0), rough=0.08)
+        mask |= blob
+        alpha = _blur(blob.astype(_F), rng.uniform(1.2, 4.0) * px)
+        mottle = np.clip(1 + 0.3 * _noise(rng, size, max(3, size // 12))[..., 0], 0.55, 1.6)
+        depth = rng.uniform(45, 100) * rng.uniform([0.7, 1.0, 1.0], [0.9, 1.2, 1.3])
+        img -= (alpha * mottle)[..., None] * depth.astype(_F)
+    hairs = _blur(_curves(rng, size, int(rng.integers(0, 7)), size * rng.uniform(0.4, 1.0), max(1, int(px)), 0.08), 0.5 * px)
+    img -= hairs[..., None] * rng.uniform(60, 120) * _F([0.9, 1.0, 1.0])
+    if rng.random() < 0.35:  # dermoscope ring: dark corners
+        yy, xx = _grid(size)
+        r = np.sqrt(((yy - size / 2) ** 2 + (xx - size / 2) ** 2)) / (size / 2)
+        img *= np.clip((rng.uniform(1.05, 1.3) - r) / 0.1, 0.05, 1)[..., None]
+    return img, mask
+
+
+def _tumour(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = _grid(size)
+    cy, cx = size * (0.5 + rng.uniform(-0.05, 0.05, 2))
+    ay, ax = size * rng.uniform(0.38, 0.47, 2)
+    ell = ((yy - cy) / ay) ** 2 + ((xx - cx) / ax) ** 2
+    head = _blur((ell < 1).astype(_F), 0.7 * px)
+    brain = _blur((ell < 0.82).astype(_F), 0.7 * px)
+    weights = rng.uniform([0.5, 0.7, 0.5], [0.9, 1.0, 1.0]).astype(_F)  # three sequences, differently weighted
+    tissue = rng.uniform(70, 115) + rng.uniform(10, 22) * np.abs(_noise(rng, size, size // 7))[..., 0]
+    img = (tissue * brain + rng.uniform(140, 210) * (head - brain))[..., None] * weights
+    vent = _shape(rng, size, size * rng.uniform(0.05, 0.1), (cy, cx), irregular=0.4, stretch=(0.35, 0.6))
+    img -= _blur(vent.astype(_F), 0.8 * px)[..., None] * rng.uniform(30, 60) * weights
+    mask = np.zeros((size, size), bool)
+    for _ in range(1 if rng.random() < 0.8 else 2):
+        radius = size * _log_uniform(rng, 0.06, 0.2)
+        t, rr = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.55)
+        ty, tx = cy + ay * rr * np.sin(t), cx + ax * rr * np.cos(t)
+        blob = _shape(rng, size, radius, (ty, tx), irregular=0.3, stretch=(0.65, 1.0), rough=0.06) & (ell < 0.8)
+        mask |= blob
+        alpha = _blur(blob.astype(_F), rng.uniform(1.0, 3.5) * px)
+        bright = rng.uniform(80, 140) * rng.uniform([0.3, 0.8, 0.3], [1.0, 1.2, 1.1])
+        inner = bright.astype(_F) * (1 + 0.2 * _noise(rng, size, max(3, size // 10)))
+        if rng.random() < 0.3:  # necrotic core: a ring-enhancing tumour
+            core = _blur((_shape(rng, size, 0.5 * radius, (ty, tx), irregular=0.2) & blob).astype(_F), 1.0 * px)
+            inner = inner * (1 - 0.8 * core[..., None])
+        img += alpha[..., None] * inner
+        if rng.random() < 0.5:  # oedema halo, outside the mask
+            halo = _blur(blob.astype(_F), radius * 0.5 + 2 * px) - alpha
+            img += np.clip(halo, 0, None)[..., None] * rng.uniform(10, 25) * weights
+    return img, mask
+
+
+def _gland(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray, np.ndarray]:
+    img = _he_background(rng, size, px)
+    mask = np.zeros((size, size), bool)
+    rim = np.zeros((size, size), _F)
+    lumen = np.zeros((size, size), _F)
+    body = np.zeros((size, size), _F)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    for _ in range(rng.integers(2, 7)):
+        radius = size * _log_uniform(rng, 0.07, 0.17)
+        centre = rng.uniform(0.08 * size, 0.92 * size, 2)
+        blob = _shape(rng, size, radius, centre, irregular=0.3, stretch=(0.4, 0.8), rough=0.04)
+        mask |= blob
+        body = np.maximum(body, blob.astype(_F))
+        thick = max(1, int(round(radius * rng.uniform(0.2, 0.35))))
+        inner = cv2.erode(blob.astype(np.uint8), kernel, iterations=thick).astype(_F)
+        rim = np.maximum(rim, blob - inner)
+        if rng.random() < 0.85:  # a lumen (solid glands have none)
+            lumen = np.maximum(lumen, cv2.erode(inner.astype(np.uint8), kernel, iterations=max(1, thick // 2)))
+    soft = rng.uniform(0.5, 1.1) * px
+    purple = rng.uniform([55, 85, 25], [95, 130, 55]).astype(_F)  # haematoxylin: loses red and green
+    chromatin = np.clip(1 + 0.4 * _noise(rng, size, max(3, size // 4))[..., 0], 0.3, 1.7)
+    img -= (_blur(rim, soft) * chromatin)[..., None] * purple
+    img -= _blur(body - rim, soft)[..., None] * rng.uniform(10, 25) * _F([0.5, 1.0, 0.3])  # cytoplasm
+    img += _blur(lumen, soft)[..., None] * (rng.uniform([235, 225, 235], [255, 250, 255]).astype(_F) - img) * 0.85
+    return img, mask
+
+
+def _nuclei(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray, np.ndarray]:
+    img = _he_background(rng, size, px)
+    smudges = _blur(_dots(rng, size, int(rng.integers(2, 6)), size * 0.08), size * 0.04)
+    img -= smudges[..., None] * rng.uniform(15, 30) * _F([0.6, 1.0, 0.4])
+    mask = np.zeros((size, size), bool)
+    count = int(rng.integers(6, 26))
+    clusters = rng.uniform(0.15 * size, 0.85 * size, (int(rng.integers(1, 4)), 2))
+    for _ in range(count):
+        radius = size * rng.uniform(0.04, 0.075)
+        if rng.random() < 0.5:
+            centre = clusters[rng.integers(len(clusters))] + rng.normal(0, size * 0.1, 2)
+        else:
+            centre = rng.uniform(0, size, 2)
+        mask |= _shape(rng, size, radius, tuple(np.clip(centre, 1, size - 2)), irregular=0.15, rough=0.05)
+    alpha = _blur(mask.astype(_F), rng.uniform(0.4, 0.9) * px)
+    chromatin = np.clip(1 + 0.3 * _noise(rng, size, max(3, size // 5))[..., 0], 0.4, 1.6)
+    dark = rng.uniform([110, 125, 45], [160, 165, 85]).astype(_F)
+    img -= (alpha * chromatin)[..., None] * dark
+    return img, mask
+
+
+_DRAW = {"polyp": _polyp, "skin": _skin, "tumour": _tumour, "gland": _gland, "nuclei": _nuclei}
+
+
+def make_pair(seed: int, index: int, size: int = 224, scene: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pair `index` of the set with `seed`: (RGB uint8 size x size x 3, mask uint8 0/255 size x size).
+
+    `scene` forces one of `SCENES` (for inspection); by default it is drawn from (seed, index).
+    """
+    rng = np.random.default_rng([seed, index])
+    drawn = SCENES[int(rng.integers(len(SCENES)))]
+    px = size / 96  # lengths below are given for a 96-pixel image
+    img, mask = _DRAW[scene or drawn](rng, size, px)
+    # intensity variation between images: gain, offset, gamma, colour balance, defocus, sensor noise
+    img = np.clip(img, 0, 255) * (rng.uniform(0.8, 1.15) * rng.uniform(0.92, 1.08, 3)).astype(_F)
+    img = 255 * (np.clip(img + rng.uniform(-15, 15), 0, 255) / 255) ** _F(rng.uniform(0.8, 1.25))
+    if rng.random() < 0.3:
+        img = _blur(img, rng.uniform(0.5, 1.0) * px)
+    img += rng.uniform(1.5, 5) * rng.standard_normal((size, size, 1), dtype=_F)
     img += 0.5
     return np.clip(img, 0, 255, out=img).astype(np.uint8), mask.astype(np.uint8) * 255
 
@@ -141,10 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42, help="seed (default 42)")
     ap.add_argument("--workers", type=int, default=2, help="writer threads (default 2)")
     a = ap.parse_args(argv)
+    if a.n < 1 or a.size < 16:
+        ap.error(f"--n must be >= 1 and --size >= 16 (got --n {a.n}, --size {a.size})")
     generate(a.out, a.n, a.size, a.seed, a.workers)
     print(f"wrote {a.n} pairs of {a.size}x{a.size} to {a.out}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.cli import run
+
+    raise SystemExit(run(main))

@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.batch < 2 or args.size < 16:
         parser.error("--steps >= 1, --warmup >= 0, --batch >= 2 (BatchNorm), --size >= 16")
+    if args.size % 16:
+        parser.error(f"--size {args.size}: use a multiple of 16 (DyGLNet and the U-Nets need one)")
     import torch
 
     from datasets.fsutil import atomic_write_json

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-# The suite runs many small models: more threads than cores only adds contention.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# The suite runs many small models: more threads than cores only adds contention. Under pytest-xdist
+# (`make test` runs one worker per core) each worker and the processes it starts use one thread.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def write_prepared(

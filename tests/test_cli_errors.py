@@ -39,7 +39,6 @@ CASES = [
     ("synthetic-bad-int", "datasets.synthetic", ["--out", "{tmp}/s", "--n", "abc"], "good", "invalid int value", False),
     pytest.param(
         *("synthetic-zero-pairs", "datasets.synthetic", ["--out", "{tmp}/s", "--n", "0"], "good", "--n", False),
-        marks=pytest.mark.xfail(strict=True, reason="datasets/synthetic.py raises ValueError (its owner's fix)"),
     ),
     (
         "prepare-unknown-dataset",
@@ -241,7 +240,6 @@ CASES = [
         "good",
         "33",
         False,
-        marks=pytest.mark.xfail(strict=True, reason="pipeline/bench.py lets the model's ValueError through"),
     ),
     ("bench_loader-missing-data", "pipeline.bench_loader", ["--data", "{tmp}/missing"], "good", "no such folder", True),
     ("bench_loader-zero-batch", "pipeline.bench_loader", ["--data", "{prep}", "--batch", "0"], "good", "--batch", True),

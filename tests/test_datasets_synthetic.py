@@ -1,4 +1,4 @@
-"""The synthetic generator: deterministic, non-trivial, in the folder layout."""
+"""The synthetic generator: deterministic, varied like the paper's targets, in the folder layout."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import hashlib
 
 import cv2
 import numpy as np
+import pytest
 
 from datasets import get_adapter
-from datasets.synthetic import generate, main, make_pair
+from datasets.synthetic import SCENES, generate, main, make_pair
 
 
 def _digest(root):
@@ -20,31 +21,62 @@ def _digest(root):
 
 def test_deterministic_and_prefix_stable(tmp_path):
     generate(tmp_path / "a", n=6, size=48, seed=42)
-    generate(tmp_path / "b", n=6, size=48, seed=42)
+    generate(tmp_path / "b", n=6, size=48, seed=42, workers=1)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     generate(tmp_path / "c", n=6, size=48, seed=43)
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
-    assert np.array_equal(make_pair(42, 3, 48)[0], make_pair(42, 3, 48)[0])
+    generate(tmp_path / "d", n=4, size=48, seed=42)  # a smaller set is a prefix of a larger one
+    for sub in ("images", "masks"):
+        for p in (tmp_path / "d" / sub).iterdir():
+            assert p.read_bytes() == (tmp_path / "a" / sub / p.name).read_bytes()
+    for part in (0, 1):
+        assert np.array_equal(make_pair(42, 3, 48)[part], make_pair(42, 3, 48)[part])
 
 
 def test_folder_layout_and_replacement(tmp_path):
     assert main(["--out", str(tmp_path / "s"), "--n", "5", "--size", "32", "--seed", "1"]) == 0
-    assert len(get_adapter("synthetic").pairs(tmp_path / "s")) == 5
+    pairs = get_adapter("synthetic").pairs(tmp_path / "s")
+    assert len(pairs) == 5
+    names = sorted(p.name for p in (tmp_path / "s" / "images").iterdir())
+    assert names == [f"synth_{i:05d}.png" for i in range(5)]
+    img = cv2.imread(str(tmp_path / "s" / "images" / names[0]), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(tmp_path / "s" / "masks" / names[0]), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (32, 32, 3) and mask.shape == (32, 32) and mask.dtype == np.uint8
     generate(tmp_path / "s", n=3, size=32)  # a smaller set replaces the folder, no stale files
     assert len(list((tmp_path / "s" / "images").iterdir())) == 3
 
 
-def test_task_is_not_trivial():
-    sizes, counts, contrast = [], [], []
-    for i in range(60):
-        img, mask = make_pair(42, i, 96)
+@pytest.mark.parametrize("size", [8, 16, 33, 64])
+def test_every_scene_at_any_size(size):
+    for scene in SCENES:
+        img, mask = make_pair(7, 0, size, scene=scene)
+        assert img.shape == (size, size, 3) and img.dtype == np.uint8
+        assert mask.shape == (size, size) and set(np.unique(mask)) <= {0, 255} and mask.any()
+
+
+def test_task_covers_the_papers_targets():
+    """Objects from small to large, several per image, all five scenes, intensity variation, and
+    a task that no global grey threshold solves."""
+    size, n = 96, 80
+    areas, counts, scenes, brightness, threshold_dice = [], [], set(), [], []
+    for i in range(n):
+        img, mask = make_pair(42, i, size)
         fg = mask > 0
         assert fg.any() and set(np.unique(mask)) <= {0, 255}
-        n, _ = cv2.connectedComponents(fg.astype(np.uint8))
-        counts.append(n - 1)
-        sizes.append(fg.mean())
-        gray = img.astype(float).mean(2)
-        contrast.append(abs(gray[fg].mean() - gray[~fg].mean()) / gray[~fg].std())
-    assert max(counts) >= 3 and np.mean(np.array(counts) > 1) > 0.2  # several lesions in some images
-    assert min(sizes) < 0.01 and max(sizes) > 0.1  # small and large lesions
-    assert np.median(contrast) < 2.5  # low contrast: not separable by a global threshold
+        k, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8))
+        counts.append(k - 1)
+        areas.extend(stats[1:, cv2.CC_STAT_AREA] / size**2)
+        scenes.add(SCENES[int(np.random.default_rng([42, i]).integers(len(SCENES)))])
+        gray = img.astype(np.float32).mean(2)
+        brightness.append(gray.mean())
+        best = 0.0  # the best Dice any single global threshold (either polarity) reaches on this image
+        for t in np.percentile(gray, np.arange(5, 100, 5)):
+            for pred in (gray < t, gray > t):
+                best = max(best, 2 * (pred & fg).sum() / (pred.sum() + fg.sum()))
+        threshold_dice.append(best)
+    counts = np.array(counts)
+    assert scenes == set(SCENES)
+    assert min(areas) < 0.002 and max(areas) > 0.15  # a nucleus-sized object and a large lesion
+    assert np.mean(counts > 1) > 0.3 and counts.max() >= 10  # several objects per image, up to many
+    assert np.std(brightness) > 15  # images differ in brightness
+    assert np.median(threshold_dice) < 0.8  # thresholding alone does not segment the lesions

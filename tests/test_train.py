@@ -124,6 +124,7 @@ def test_run_writes_small_best_checkpoint_percent_log_and_summary(tiny_prepared,
     assert all(0.0 <= float(r["val_dice"]) <= 100.0 for r in rows)
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_matches_uninterrupted_run(tiny_prepared, tmp_path, monkeypatch):
     """Killed after epoch 2, best.pt deleted, continued without any flag and with persistent workers instead
     of none: the same best.pt and the same log (each sample's augmentation depends on (seed, epoch, sample)
@@ -168,6 +169,7 @@ def _params_file(folder: Path, **train_overrides) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path, make_prepared, monkeypatch):
     """A training process killed with SIGKILL after it wrote resume.pt; the same command again continues
     from it and ends with best.pt bit-identical to an uninterrupted run's (CPU, no workers, selection
@@ -257,6 +259,7 @@ def test_non_finite_training_loss_stops_with_epoch_and_step(tiny_prepared, tmp_p
     assert load_checkpoint(out / "resume.pt")["epoch"] == 1  # epoch 1's checkpoint is intact
 
 
+@pytest.mark.slow
 def test_dataset_without_validation_keeps_last_epoch_or_carves(tmp_path, make_prepared):
     data = make_prepared(tmp_path / "noval", empty_val=True)
     last = train(tiny_config(data, tmp_path / "last", selection="last", epochs=2))
@@ -273,6 +276,7 @@ def _resume_checkpoint(cfg: TrainConfig, **changes) -> None:
     save_checkpoint(Path(cfg.out) / "resume.pt", {"fingerprint": fingerprint, "epoch": 1}, kind="resume")
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_automatic_resume_sets_them_aside(tiny_prepared, tmp_path, capsys):
     cfg = tiny_config(tiny_prepared, tmp_path / "run", epochs=1)
     Path(cfg.out).mkdir()
@@ -369,6 +373,7 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_matches_single_process(tiny_prepared, tmp_path):
     """Same global batch (8 = 2 x 4), same images per step, no augmentation: the loss curves agree
     within 2% per epoch (measured: 0.1-0.8%).
