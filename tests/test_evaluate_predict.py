@@ -124,6 +124,7 @@ def test_evaluate_cli_bad_input(tiny_prepared, checkpoint, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_one_line(checkpoint, tiny_prepared, tmp_path):
     state = load_checkpoint(checkpoint)
     state["config"] = {**state["config"], "model": "unet", "builder": "unet", "model_kwargs": {}}

@@ -283,6 +283,7 @@ for i, arg in enumerate(sys.argv):
 """
 
 
+@pytest.mark.slow
 def test_slurm_executor_submits_the_same_jobs(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()

@@ -6,9 +6,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_add_a_baseline_example_is_discovered_and_trains(tmp_path):
     block = re.search(r"```python\n(# baselines/tiny_unet.py\n.*?)```", README.read_text(), re.S)
     assert block, "README lost its 'Add a baseline' example"

@@ -70,6 +70,7 @@ def test_model_sources_follow_first_party_imports():
     assert not any("dyglnet" in d or "befunet" in d for d in unet)
 
 
+@pytest.mark.slow
 def test_model_sources_cover_every_imported_module():
     # what actually gets imported when a model is built must be among its declared source files
     script = (
@@ -86,6 +87,7 @@ def test_model_sources_cover_every_imported_module():
         assert imported <= set(declared), imported - set(declared)
 
 
+@pytest.mark.slow
 def test_cli_deps_and_json():
     deps = subprocess.run(
         [sys.executable, "-m", "models", "--deps", "unet"], check=True, capture_output=True, text=True, cwd=REPO

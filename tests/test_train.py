@@ -341,6 +341,7 @@ def test_truncated_and_foreign_checkpoints_are_rejected(tmp_path):
         load_checkpoint(good, kind="resume")
 
 
+@pytest.mark.slow
 def test_cli_user_errors_are_one_line_with_exit_status_2(tiny_prepared, tmp_path):
     _params_file(tmp_path)
     out = tmp_path / "run"
