@@ -6,7 +6,10 @@ Augmentation keys (`augment:` in params.yaml; any key left out takes the default
     hflip_p 0.5, vflip_p 0.5  horizontal / vertical flip probabilities
     rotate_limit 15, rotate_p 0.6  rotation within +-limit degrees (zero fill outside)
     elastic_p 0.3, elastic_alpha 300, elastic_sigma 10  elastic deformation; albumentations 2 normalises
-        the noise field, so alpha 300 / sigma 10 moves pixels by about 3 px (std) at 224
+        the noise field, so alpha 300 / sigma 10 moves pixels by about 2.4 px (mean) at 224
+    elastic_reference_size 224  the image side that alpha and sigma (pixel values) are meant for; at
+        another training size s they become sigma * s/224 and alpha * (s/224)**2, which keeps the
+        displacement about 1% of the side (unscaled, 32-pixel images would move by 19% of the side)
     brightness_limit 0.2, contrast_limit 0.2, brightness_contrast_p 0.2
     mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]  normalisation (ImageNet)
 Evaluation applies only a resize to `size` (a no-op on arrays prepared at that size) and normalisation.
@@ -56,6 +59,7 @@ AUGMENT_DEFAULTS: dict = {
     "elastic_p": 0.3,
     "elastic_alpha": 300.0,
     "elastic_sigma": 10.0,
+    "elastic_reference_size": 224,
     "brightness_limit": 0.2,
     "contrast_limit": 0.2,
     "brightness_contrast_p": 0.2,
@@ -86,13 +90,21 @@ def build_transforms(aug: dict | None, size: int, train: bool, seed: int = 0) ->
         resize = A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
         ops = [resize, norm]
     else:
+        # The displacement is about alpha / sigma pixels: keep it the same fraction of the side at any size
+        # (albumentations needs sigma >= 1, reached below 23 pixels; alpha then follows sigma).
+        scale = size / a["elastic_reference_size"]
+        sigma = max(1.0, a["elastic_sigma"] * scale)
+        alpha = a["elastic_alpha"] * scale * sigma / a["elastic_sigma"]
         ops = [
             A.RandomResizedCrop(size=(size, size), scale=tuple(a["crop_scale"]), ratio=tuple(a["crop_ratio"]), p=1.0),
             A.HorizontalFlip(p=a["hflip_p"]),
             A.VerticalFlip(p=a["vflip_p"]),
             A.Rotate(limit=a["rotate_limit"], border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=a["rotate_p"]),
             A.ElasticTransform(
-                alpha=a["elastic_alpha"], sigma=a["elastic_sigma"], border_mode=cv2.BORDER_CONSTANT, p=a["elastic_p"]
+                alpha=alpha,
+                sigma=sigma,
+                border_mode=cv2.BORDER_CONSTANT,
+                p=a["elastic_p"],
             ),
             A.RandomBrightnessContrast(
                 brightness_limit=a["brightness_limit"], contrast_limit=a["contrast_limit"], p=a["brightness_contrast_p"]

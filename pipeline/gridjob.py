@@ -97,10 +97,11 @@ class _Watchdog(threading.Thread):
         last, since = read_heartbeat(self.job.heartbeat), time.monotonic()
         interval = min(5.0, max(0.2, self.job.orphan_timeout_s / 4))
         while not self.finished.wait(interval):
-            last, since = self.check(last, since)
+            if self.reason is None:
+                last, since = self.check(last, since)
             if self.reason:
+                # again at every interval: a command started just as the reason was found is stopped too
                 self.stop_command()
-                return
 
 
 def _stage_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -192,6 +193,8 @@ def run_chain(job: ChainJob) -> ChainResult:
             sres.start = time.time()
             with open(stage.log, "w", encoding="utf-8") as log:
                 for cmd in stage.cmds:
+                    if watchdog.reason:
+                        break
                     log.write(f"> {cmd}\n")
                     log.flush()
                     proc = subprocess.Popen(

@@ -82,6 +82,7 @@ class AugmentParams(Section):
     elastic_p: float = Field(0.3, ge=0, le=1)
     elastic_alpha: float = Field(300.0, ge=0)
     elastic_sigma: float = Field(10.0, gt=0)
+    elastic_reference_size: int = Field(224, ge=1)  # the image side alpha and sigma are for; scaled to img_size
     brightness_limit: float = Field(0.2, ge=0)
     contrast_limit: float = Field(0.2, ge=0)
     brightness_contrast_p: float = Field(0.2, ge=0, le=1)

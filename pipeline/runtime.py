@@ -59,6 +59,18 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UserError(f"--device {name}: not a device torch knows (auto, cpu, cuda, cuda:N)") from err
 
 
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The mixed-precision dtype of training with ``amp``: float16 on CUDA (with a GradScaler), bfloat16 on
+    a CPU with native bf16 instructions (AVX512-BF16/AMX; no scaler needed), else ``None`` (fp32)."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def device_name(device: torch.device) -> str:
     """The GPU's name for a CUDA device, else the CPU model from /proc/cpuinfo (or ``platform``)."""
     if device.type == "cuda":

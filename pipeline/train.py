@@ -10,7 +10,8 @@ Recipe (defaults from the ``train:`` section of params.yaml): AdamW (lr 1e-3, be
 weight decay 3e-5); per-step schedule with linear warm-up over the first ``warmup_epochs`` (scaled by
 epochs/130 for shorter runs) then polynomial decay (power 0.9) to zero at the end of the last epoch;
 gradient clipping at global norm 1.0; loss 0.5 BCE-with-logits + 0.5 batch-level soft Dice
-(segmentation_models_pytorch's DiceLoss); fp16 autocast with a GradScaler on CUDA, fp32 on the CPU.
+(segmentation_models_pytorch's DiceLoss); with ``amp``, fp16 autocast with a GradScaler on CUDA and bf16
+autocast on a CPU with native bf16 (fp32 otherwise); AdamW's fused kernel.
 ``--batch-size`` is the global batch: under torchrun each of N processes gets batch/N.
 
 Outputs in ``--out``:
@@ -102,7 +103,7 @@ class TrainConfig:
     reference_epochs: int = 130  # warm-up is scaled by epochs / reference_epochs when training shorter
     poly_power: float = 0.9
     grad_clip: float = 1.0
-    amp: bool = True  # only takes effect on CUDA
+    amp: bool = True  # fp16 autocast on CUDA, bf16 on CPUs with native bf16 (see runtime.autocast_dtype)
     bce_weight: float = 0.5
     dice_weight: float = 0.5
     dice_smooth: float = 1.0
@@ -363,7 +364,7 @@ def dice_sum(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1), torch.ones_like(den)).sum()
 
 
-def validate(model, loader, criterion, device, memory_format, use_amp) -> tuple[float | None, float | None]:
+def validate(model, loader, criterion, device, memory_format, amp_dtype) -> tuple[float | None, float | None]:
     """(mean per-image Dice in percent, mean loss) over a loader, with the training's precision; (None, None)
     when it is empty."""
     import torch
@@ -373,7 +374,7 @@ def validate(model, loader, criterion, device, memory_format, use_amp) -> tuple[
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, Dice sum
     n = 0
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         for images, masks in loader:
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             masks = masks.to(device, non_blocking=True)
@@ -385,7 +386,9 @@ def validate(model, loader, criterion, device, memory_format, use_amp) -> tuple[
     return 100.0 * dice / n, loss_sum / n
 
 
-def train_one_epoch(net, model, loader, criterion, optimizer, scheduler, scaler, cfg, epoch, device, bar) -> dict:
+def train_one_epoch(
+    net, model, loader, criterion, optimizer, scheduler, scaler, amp_dtype, cfg, epoch, device, bar
+) -> dict:
     """One pass over the training loader; returns its loss, Dice (percent), images and steps.
 
     The loss and Dice are summed on the device; the host reads them (and whether a loss was non-finite)
@@ -393,7 +396,6 @@ def train_one_epoch(net, model, loader, criterion, optimizer, scheduler, scaler,
     """
     import torch
 
-    use_amp = scaler.is_enabled()
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     check_every = HOST_SYNC_EVERY.get(device.type, 1)
     world = torch.distributed.get_world_size() if distributed() else 1
@@ -404,7 +406,7 @@ def train_one_epoch(net, model, loader, criterion, optimizer, scheduler, scaler,
     for step, (images, masks) in enumerate(loader):
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         masks = masks.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = net(images)
             loss = criterion(logits, masks)
         if check_every == 1 and not bool(all_reduce(torch.isfinite(loss.detach()).int(), "min")):
@@ -529,14 +531,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     from models import create_model
     from pipeline.checkpoint import load_checkpoint, model_state, non_finite_tensors, save_checkpoint
     from pipeline.recipe import BceDiceLoss, warmup_poly_factor
-    from pipeline.runtime import device_name, interactive, seed_everything, set_rng_state
+    from pipeline.runtime import autocast_dtype, device_name, interactive, seed_everything, set_rng_state
 
     out = Path(cfg.out)
     split = check_prepared(Path(cfg.data))
     check_img_size(cfg)
     rank, world, device = init_distributed(cfg.device)
     is_main = rank == 0
-    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = autocast_dtype(device, cfg.amp)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest convolution once
 
@@ -549,7 +551,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     check_model_runs(model, cfg, device)
 
     # Every check has passed: only now is the run folder touched
-    fingerprint = run_fingerprint(cfg, world, "fp16-amp" if use_amp else "fp32")
+    precision = {torch.float16: "fp16-amp", torch.bfloat16: "bf16-amp"}.get(amp_dtype, "fp32")
+    fingerprint = run_fingerprint(cfg, world, precision)
     decision = None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -587,7 +590,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         lr=cfg.lr,
         betas=cfg.betas,
         weight_decay=cfg.weight_decay,
-        fused=True if device.type == "cuda" else None,  # fused: the GradScaler step needs no host sync
+        fused=True,  # one kernel for all parameters; on CUDA the GradScaler step then needs no host sync
     )
     steps_per_epoch = len(train_loader)
     total_steps = cfg.epochs * steps_per_epoch
@@ -595,7 +598,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_poly_factor(step, total_steps, warmup_steps, cfg.poly_power)
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     # Bookkeeping that resume.pt carries across a preemption
     start_epoch, log_rows = 0, []
@@ -626,7 +629,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not bar_enabled)
         try:
             stats = train_one_epoch(
-                net, model, train_loader, criterion, optimizer, scheduler, scaler, cfg, epoch, device, bar
+                net, model, train_loader, criterion, optimizer, scheduler, scaler, amp_dtype, cfg, epoch, device, bar
             )
         except NonFiniteError as err:
             raise NonFiniteError(f"{err}; {kept_files(out, resume_epoch, best['epoch'])}") from None
@@ -637,7 +640,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         # Validation and the divergence check, before anything of this epoch is saved
         problem = None
         if is_main:
-            val_dice, val_loss = validate(model, val_loader, criterion, device, memory_format, use_amp)
+            val_dice, val_loss = validate(model, val_loader, criterion, device, memory_format, amp_dtype)
             bad = non_finite_tensors(model.state_dict())
             if val_loss is not None and not math.isfinite(val_loss):
                 problem = f"non-finite validation loss after epoch {epoch + 1}"
@@ -716,6 +719,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         "images_per_second": round(totals["images"] / totals["train_seconds"], 3) if totals["train_seconds"] else None,
         "device_name": device_name(device),
         "world_size": world,
+        "precision": precision,
     }
     if is_main:
         atomic_write_json(out / "train.json", summary)

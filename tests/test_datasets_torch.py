@@ -118,3 +118,30 @@ def test_seed_worker_seeds_global_generators():
     torch.manual_seed(123)
     seed_worker(0)
     assert x == (np.random.random(), random.random())  # noqa: NPY002
+
+
+def test_elastic_deformation_is_the_same_fraction_of_the_image_at_any_size():
+    """alpha and sigma are pixels of a 224 image: unscaled, a 32-pixel image would move by ~19% of its side."""
+    only_elastic = {
+        "hflip_p": 0,
+        "vflip_p": 0,
+        "rotate_p": 0,
+        "elastic_p": 1.0,
+        "brightness_contrast_p": 0,
+        "crop_scale": [1.0, 1.0],
+        "crop_ratio": [1.0, 1.0],
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+    }
+    fractions = {}
+    for size in (32, 224):
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        coords = np.stack([xx, yy, np.zeros_like(xx)], -1) / size  # position as a fraction of the side
+        moved = []
+        for seed in range(8):
+            out = build_transforms(only_elastic, size, train=True, seed=seed)(image=coords * 255)["image"]
+            inner = slice(size // 8, -(size // 8))  # away from the zero-filled border
+            moved.append(np.hypot(out[..., 0] - coords[..., 0], out[..., 1] - coords[..., 1])[inner, inner].mean())
+        fractions[size] = float(np.mean(moved))
+    assert 0.003 < fractions[224] < 0.03  # about 1% of the side at the paper's size
+    assert 0.6 < fractions[32] / fractions[224] < 1.6

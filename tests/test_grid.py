@@ -344,7 +344,7 @@ def test_killed_grid_records_nothing_half_done_and_the_next_run_resumes(tmp_path
         proc.wait()
         assert list(lock_stages(root)) == ["make"]  # the finished stage, nothing of the killed runs
         # the orphaned jobs notice the stopped heartbeat and end their commands
-        assert _wait_for(lambda: not _stage_processes(root), 15), _stage_processes(root)
+        assert _wait_for(lambda: not _stage_processes(root), 60), _stage_processes(root)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -368,7 +368,7 @@ def test_ctrl_c_cancels_the_jobs_and_exits_130(tmp_path):
     assert proc.returncode == 130, out
     assert "Traceback" not in out and "interrupted" in out
     assert list(lock_stages(root)) == ["make"]
-    assert _wait_for(lambda: not _stage_processes(root), 10)
+    assert _wait_for(lambda: not _stage_processes(root), 60)
 
 
 def test_a_commit_cut_short_is_rolled_back_and_redone(tmp_path):
