@@ -47,6 +47,7 @@ from pipeline.cli import UserError, run
 from pipeline.executors import (
     GridSettings,
     Slot,
+    cpu_count,
     load_grid_settings,
     make_executor,
     plan_slots,
@@ -460,6 +461,9 @@ class Grid:
     # ------------------------------------------------------------------ running
     def job_for(self, chain: Chain, slot: Slot | None) -> ChainJob:
         env = thread_env(slot.threads) if slot is not None else {}
+        if slot is not None and self.is_exclusive(chain) and not self.settings.threads_per_job:
+            # nothing runs beside it: it gets every core, as under `dvc repro` (latency is then comparable)
+            env = thread_env(cpu_count())
         if self.settings.executor == "slurm":
             env = thread_env(self.settings.threads_per_job or self.settings.slurm.cpus_per_job)
         commands = tuple(
@@ -526,6 +530,8 @@ class Grid:
             chain.job = executor.submit(run_chain, job)
         self.running.append(chain)
         where = slot.describe() if slot is not None else f"slurm job {chain.job.job_id}"
+        if slot is not None and job.env.get("OMP_NUM_THREADS") not in (None, str(slot.threads)):
+            where = f"{where.rsplit(',', 1)[0]}, {job.env['OMP_NUM_THREADS']} threads (alone)"
         chain.where = where
         self.say(f"run     {chain.label}  ({where})")
         self.save_active()

@@ -19,6 +19,7 @@ import yaml
 from pipeline.executors import (
     GridSettings,
     GridSettingsError,
+    cpu_count,
     load_grid_settings,
     make_executor,
     plan_slots,
@@ -192,6 +193,7 @@ def test_grid_runs_chains_in_parallel_records_them_and_reports_a_failure(tmp_pat
     report = next(c for c in outcome.chains if c.names == ["report"])
     others = [c for c in outcome.chains if c is not report]
     assert report.result.stages[0].start >= max(s.end for c in others for s in c.result.stages if s.end)  # alone
+    assert report.result.threads == str(cpu_count())  # and with every core, as under `dvc repro`
     assert "42.50" in text  # test Dice column of the summary
     assert set(dvc_status(root)) == {"flaky", "after_flaky"}  # everything else recorded in dvc.lock
     assert "flaky" not in lock_stages(root) and "evaluate@b" in lock_stages(root)
