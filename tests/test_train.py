@@ -89,6 +89,16 @@ def stop_after_epoch(monkeypatch, epochs_done: int) -> None:
     monkeypatch.setattr(train_mod, "write_log", write_then_stop)
 
 
+def test_autocast_dtype_follows_device_and_amp():
+    from pipeline.runtime import autocast_dtype
+
+    assert autocast_dtype(torch.device("cuda"), True) == torch.float16
+    assert autocast_dtype(torch.device("cuda"), False) is None
+    assert autocast_dtype(torch.device("cpu"), False) is None
+    expected = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    assert autocast_dtype(torch.device("cpu"), True) == expected
+
+
 def test_schedule_warms_up_then_decays_to_zero():
     total, warm = 100, 10
     factors = [warmup_poly_factor(s, total, warm, 0.9) for s in range(total)]
@@ -119,6 +129,9 @@ def test_run_writes_small_best_checkpoint_percent_log_and_summary(tiny_prepared,
     assert summary["best_val_dice"] == max(val) and summary["selection"] == "best_val_dice"
     assert summary["steps"] == 3 * 2 and summary["img_size"] == 32 and summary["batch_size"] == 8
     assert summary["epochs"] == 3 and summary["images_per_second"] > 0 and summary["device_name"]
+    bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # amp on the CPU: bf16 where the CPU has it
+    assert summary["precision"] == ("bf16-amp" if bf16 else "fp32")
+    assert best["model"] and all(v.dtype in (torch.float32, torch.int64) for v in best["model"].values())
     # Dice in percent: the training Dice of a model that predicts discs is far above 1 (a fraction would be <= 1)
     assert max(float(r["train_dice"]) for r in rows) > 1.0
     assert all(0.0 <= float(r["val_dice"]) <= 100.0 for r in rows)
