@@ -63,7 +63,7 @@ class GridSettings(_Section):
       gpus: auto               # auto (nvidia-smi / CUDA_VISIBLE_DEVICES) | none | [0, 1, 2, 3]
       threads_per_job: null    # OMP_NUM_THREADS of each job; default: the cores divided by the jobs
       exclude: []              # stage names or globs left to `dvc repro` (e.g. [report])
-      exclusive: []            # stages that run alone, nothing beside them (e.g. [complexity]: latency)
+      exclusive: []            # stages that run alone, with every core (e.g. [complexity]: latency)
       orphan_timeout_s: 60     # a job stops its command when the coordinator's heartbeat is this old
       progress_s: 30           # seconds between progress reports
       slurm: {partition: gpu, time_min: 720, gpus_per_job: 1, cpus_per_job: 8, mem_gb: 64,
