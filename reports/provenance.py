@@ -7,7 +7,10 @@ Collected once per report run (:func:`collect`) and printed in every Markdown re
   from it, not counting the pipeline's own outputs (``output/``, ``results/``, ``runs/``, ``data/``,
   ``dvc.lock``, ``metrics.json``, ``code_fingerprints.yaml``), which change with every run;
 - ``pipeline``: sha256 of ``dvc.lock``'s stage entries except ``report`` (canonical JSON: sorted keys, no
-  spaces), read as a file, not declared as a dependency (the report's own entry would make it stale);
+  spaces), read as a file, not declared as a dependency (the report's own entry would make it stale); of
+  the ``fingerprint`` stage only its output counts (the code fingerprints every stage reads): its
+  dependencies are whole source folders, so a comment in a module no stage runs would change the digest
+  of an unchanged pipeline;
 - ``splits``: sha256 of ``data/prepared/<dataset>/split.json`` per dataset;
 - ``profile`` and ``recipe``: params.yaml's profile name, epochs, image size, batch size and learning
   rate (per-model overrides listed), and the optimiser steps of each run (``train.json`` key ``steps``);
@@ -56,12 +59,18 @@ def git_state(root: Path) -> str:
     return f"{commit} (dirty: {len(changed)} changed paths)" if changed else f"{commit} (clean)"
 
 
+FINGERPRINT_STAGE = "fingerprint"  # dvc.yaml's stage that writes code_fingerprints.yaml
+
+
 def lock_digest(lock: Path) -> str:
-    """sha256 of the canonical JSON of every dvc.lock stage entry except ``report``."""
+    """sha256 of the canonical JSON of every dvc.lock stage entry except ``report`` (and the fingerprint
+    stage's folder dependencies)."""
     if not lock.is_file():
         return f"no {lock.name} (stages not run through DVC)"
     stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
     kept = {k: v for k, v in stages.items() if k != "report"}
+    if isinstance(kept.get(FINGERPRINT_STAGE), dict):
+        kept[FINGERPRINT_STAGE] = {k: v for k, v in kept[FINGERPRINT_STAGE].items() if k != "deps"}
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return f"sha256 {hashlib.sha256(canonical.encode('utf-8')).hexdigest()} ({len(kept)} stages, report excluded)"
 

@@ -86,6 +86,22 @@ def test_lock_digest_ignores_the_report_stage(tmp_path):
     assert "no missing.lock" in provenance.lock_digest(tmp_path / "missing.lock")
 
 
+def test_lock_digest_follows_the_fingerprints_not_the_source_folders(tmp_path):
+    lock = tmp_path / "dvc.lock"
+
+    def digest(folder_md5: str, fingerprints_md5: str) -> str:
+        fingerprint = {
+            "cmd": "python -m pipeline.fingerprint",
+            "deps": [{"path": "pipeline", "md5": folder_md5}],
+            "outs": [{"path": "code_fingerprints.yaml", "md5": fingerprints_md5}],
+        }
+        lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"fingerprint": fingerprint}}))
+        return provenance.lock_digest(lock)
+
+    assert digest("a.dir", "1") == digest("b.dir", "1")  # a comment in a module no stage runs
+    assert digest("a.dir", "1") != digest("a.dir", "2")  # code a stage runs
+
+
 def test_git_state_clean_dirty_and_generated_paths(tmp_path):
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
