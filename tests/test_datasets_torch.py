@@ -58,20 +58,20 @@ def test_unknown_augment_key():
         build_transforms({"hflip": 0.5}, 32, train=True)
 
 
+# Every random augmentation off: a test switches on the one it looks at.
+NO_AUGMENTATION = {
+    "hflip_p": 0.0,
+    "vflip_p": 0.0,
+    "rotate_p": 0,
+    "elastic_p": 0,
+    "brightness_contrast_p": 0,
+    "crop_scale": [1.0, 1.0],
+    "crop_ratio": [1.0, 1.0],
+}
+
+
 def test_augment_keys_drive_the_pipeline():
-    t = build_transforms(
-        {
-            "hflip_p": 1.0,
-            "vflip_p": 0.0,
-            "rotate_p": 0,
-            "elastic_p": 0,
-            "brightness_contrast_p": 0,
-            "crop_scale": [1.0, 1.0],
-            "crop_ratio": [1.0, 1.0],
-        },
-        8,
-        train=True,
-    )
+    t = build_transforms({**NO_AUGMENTATION, "hflip_p": 1.0}, 8, train=True)
     img = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
     mask = np.zeros((8, 8), np.uint8)
     mask[:, :2] = 1
@@ -122,17 +122,7 @@ def test_seed_worker_seeds_global_generators():
 
 def test_elastic_deformation_is_the_same_fraction_of_the_image_at_any_size():
     """alpha and sigma are pixels of a 224 image: unscaled, a 32-pixel image would move by ~19% of its side."""
-    only_elastic = {
-        "hflip_p": 0,
-        "vflip_p": 0,
-        "rotate_p": 0,
-        "elastic_p": 1.0,
-        "brightness_contrast_p": 0,
-        "crop_scale": [1.0, 1.0],
-        "crop_ratio": [1.0, 1.0],
-        "mean": [0, 0, 0],
-        "std": [1, 1, 1],
-    }
+    only_elastic = {**NO_AUGMENTATION, "elastic_p": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}
     fractions = {}
     for size in (32, 224):
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
