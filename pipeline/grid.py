@@ -205,6 +205,33 @@ class Chain:
         return present[-1] if present else 0
 
 
+def past_job_seconds(grid_dir: Path) -> dict[str, float]:
+    """Wall seconds of every finished job of earlier grids (their ``summary.json``), by the job's first
+    stage; the newest grid wins."""
+    seconds: dict[str, float] = {}
+    for summary in sorted((grid_dir / "runs").glob("*/summary.json")):  # run folders sort by start time
+        try:
+            runs = json.loads(summary.read_text(encoding="utf-8")).get("runs", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for job in runs:
+            if isinstance(job, dict) and job.get("status") == DONE and job.get("seconds") and job.get("stages"):
+                seconds[job["stages"][0]] = float(job["seconds"])
+    return seconds
+
+
+def deps_bytes(stage: Any) -> int:
+    """Bytes on disk of a stage's dependencies (a prepared dataset: its size says how long a run takes)."""
+    total = 0
+    for dep in stage.deps:
+        if getattr(dep, "fs_path", None) is None:
+            continue
+        path = Path(str(dep.fs_path))
+        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        total += sum(f.stat().st_size for f in files if f.is_file())
+    return total
+
+
 def dice_of(stages: list[Any]) -> float | None:
     """Test Dice (percent) from a metrics file of ``stages`` with a ``dice.mean`` entry."""
     for stage in reversed(stages):
@@ -314,6 +341,8 @@ class Grid:
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self.run_dir = self.grid_dir / "runs" / self.run_id
         self.journal = Journal(self.root, self.grid_dir)
+        self.past_seconds = past_job_seconds(self.grid_dir)
+        self.input_bytes: dict[str, int] = {}  # by job head, for the queue's order
         self.interrupted = False
         self.t0 = time.time()
 
@@ -754,8 +783,7 @@ class Grid:
         while True:
             if not self.interrupted and self.dirty:
                 self.dirty = False
-                # longer chains (train -> evaluate) first: the short single stages fill the gaps at the end
-                self.queue = deque(sorted([*self.queue, *self.decide()], key=lambda c: -len(c.stages)))
+                self.queue = deque(sorted([*self.queue, *self.decide()], key=self.priority))
             while self.queue and free and not self.interrupted:
                 chain = self.next_chain()
                 if chain is None:  # an exclusive stage waits for the others, or the others wait for it
@@ -807,6 +835,18 @@ class Grid:
         for stage, st in self.state.items():
             if st == "undecided":
                 self.state[stage] = CANCELLED if self.interrupted else BLOCKED
+
+    def priority(self, chain: Chain) -> tuple:
+        """Sort key of the queue, longest job first so that no long job starts last and runs alone: chains
+        (train -> evaluate) before single stages; then jobs an earlier grid has not timed (they may be long)
+        by the size of their inputs, then the others by that grid's wall time; ties keep dvc.yaml's order."""
+        past = self.past_seconds.get(chain.names[0])
+        if past is None:
+            head = chain.names[0]
+            if head not in self.input_bytes:
+                self.input_bytes[head] = deps_bytes(chain.stages[0])
+            return (-len(chain.stages), 0, -self.input_bytes[head])
+        return (-len(chain.stages), 1, -past)
 
     def is_exclusive(self, chain: Chain) -> bool:
         return any(matches(s.addressing, p) for s in chain.stages for p in self.settings.exclusive)

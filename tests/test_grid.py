@@ -247,6 +247,47 @@ def test_debug_executor_targets_exclude_and_the_run_cache(tmp_path):
     assert set(dvc_status(root)) == {"report"}
 
 
+def _sized_inputs_project(root: Path, sizes: dict[str, int]) -> Path:
+    stages = {
+        "train": {
+            "foreach": list(sizes),
+            "do": {"cmd": "python step.py train runs/${item}.pt", "deps": ["in/${item}"], "outs": ["runs/${item}.pt"]},
+        },
+        "evaluate": {
+            "foreach": list(sizes),
+            "do": {
+                "cmd": "python step.py eval res/${item}.json",
+                "deps": ["runs/${item}.pt"],
+                "outs": ["res/${item}.json"],
+            },
+        },
+    }
+    make_project(root, stages)
+    for name, size in sizes.items():
+        (root / "in" / name).mkdir(parents=True)
+        (root / "in" / name / "data.bin").write_bytes(b"x" * size)
+    return root
+
+
+def test_longest_jobs_start_first_by_earlier_wall_time_else_input_size(tmp_path):
+    sizes = {"a": 10, "b": 1000, "c": 100}
+    root = _sized_inputs_project(tmp_path / "p", sizes)
+    outcome, text = run_grid(root, executor="debug")  # one job at a time, in the queue's order
+    assert outcome.exit_code == 0, text
+    assert [c.names[0] for c in outcome.chains] == ["train@b", "train@c", "train@a"]  # never timed: by input size
+
+    root = _sized_inputs_project(tmp_path / "q", sizes)
+    earlier = root / ".dvc/tmp/grid/runs/20000101-000000-1"
+    earlier.mkdir(parents=True)
+    runs = [
+        {"stages": [f"train@{n}", f"evaluate@{n}"], "status": "done", "seconds": t}
+        for n, t in zip("abc", (50, 1, 9), strict=True)
+    ]
+    (earlier / "summary.json").write_text(json.dumps({"runs": runs}))
+    outcome, text = run_grid(root, executor="debug")
+    assert [c.names[0] for c in outcome.chains] == ["train@a", "train@c", "train@b"]  # by the earlier grid's times
+
+
 # A stand-in for SLURM's sbatch, srun, sacct and scancel: jobs run on this machine, in the background.
 FAKE_SBATCH = """
 import os, pathlib, re, subprocess, sys
