@@ -39,10 +39,11 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from datasets.fsutil import atomic_write_text
 from pipeline.cli import UserError, run
 from pipeline.executors import (
     GridSettings,
@@ -85,16 +86,6 @@ def _fmt_s(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _write_atomic(path: Path, text: str, fsync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def tail(path: Path | str, lines: int = 15) -> str:
     """The last ``lines`` lines of a text file ('' when absent)."""
     try:
@@ -125,7 +116,7 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         self.count += 1
-        _write_atomic(self.path, f"{self.run_id} {self.count}\n", fsync=False)
+        atomic_write_text(self.path, f"{self.run_id} {self.count}\n")
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -146,8 +137,8 @@ class Journal:
     def begin(self, names: list[str]) -> None:
         had_lock = self.lock_file.exists()
         if had_lock:
-            _write_atomic(self.backup, self.lock_file.read_text(encoding="utf-8"))
-        _write_atomic(self.marker, json.dumps({"stages": names, "had_lock": had_lock}))
+            atomic_write_text(self.backup, self.lock_file.read_text(encoding="utf-8"))
+        atomic_write_text(self.marker, json.dumps({"stages": names, "had_lock": had_lock}))
 
     def end(self) -> None:
         self.marker.unlink(missing_ok=True)
@@ -158,7 +149,7 @@ class Journal:
             return None
         info = json.loads(self.marker.read_text(encoding="utf-8"))
         if info["had_lock"]:
-            _write_atomic(self.lock_file, self.backup.read_text(encoding="utf-8"))
+            atomic_write_text(self.lock_file, self.backup.read_text(encoding="utf-8"))
         else:
             self.lock_file.unlink(missing_ok=True)
         return list(info["stages"])
@@ -490,9 +481,6 @@ class Grid:
     # ------------------------------------------------------------------ running
     def job_for(self, chain: Chain, slot: Slot | None) -> ChainJob:
         env = thread_env(slot.threads) if slot is not None else {}
-        if slot is not None and self.is_exclusive(chain) and not self.settings.threads_per_job:
-            # nothing runs beside it: it gets every core, as under `dvc repro` (latency is then comparable)
-            env = thread_env(cpu_count())
         if self.settings.executor == "slurm":
             env = thread_env(self.settings.threads_per_job or self.settings.slurm.cpus_per_job)
         commands = tuple(
@@ -545,6 +533,9 @@ class Grid:
         chain.slot, chain.submitted, chain.status = slot, time.time(), "running"
         for s in chain.stages:
             self.state[s] = "running"
+        if slot is not None and self.is_exclusive(chain) and not self.settings.threads_per_job:
+            # nothing runs beside it: every core, as under `dvc repro` (its latency is then comparable)
+            slot = replace(slot, threads=cpu_count())
         job = self.job_for(chain, slot)
         if self.settings.executor == "local" and threading.current_thread() is threading.main_thread():
             # the job processes ignore SIGINT, so a Ctrl-C in the terminal reaches the coordinator and the
@@ -559,8 +550,6 @@ class Grid:
             chain.job = executor.submit(run_chain, job)
         self.running.append(chain)
         where = slot.describe() if slot is not None else f"slurm job {chain.job.job_id}"
-        if slot is not None and job.env.get("OMP_NUM_THREADS") not in (None, str(slot.threads)):
-            where = f"{where.rsplit(',', 1)[0]}, {job.env['OMP_NUM_THREADS']} threads (alone)"
         chain.where = where
         self.say(f"run     {chain.label}  ({where})")
         self.save_active()
@@ -637,7 +626,7 @@ class Grid:
             elif self.settings.executor == "slurm" and chain.job is not None:
                 slurm.append(str(chain.job.job_id))
         info = {"run_id": self.run_id, "coordinator": os.getpid(), "local_pids": local, "slurm_jobs": slurm}
-        _write_atomic(self.grid_dir / "active.json", json.dumps(info), fsync=False)
+        atomic_write_text(self.grid_dir / "active.json", json.dumps(info))
 
     def stop_leftovers(self) -> None:
         """Jobs of an earlier grid that was killed: they stop on their own when they see the new heartbeat
@@ -758,7 +747,7 @@ class Grid:
         outcome.interrupted = self.interrupted
         outcome.seconds = time.time() - self.t0
         self.summary(outcome)
-        _write_atomic(self.run_dir / "summary.json", json.dumps(outcome.to_json(), indent=2))
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(outcome.to_json(), indent=2))
         return outcome
 
     def _loop(self, outcome: Outcome) -> None:
