@@ -23,18 +23,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n auto -m "not slow"
 
-repro: $(STAMP)
-	$(RUN) $(VENV)/bin/dvc repro
+# make repro [JOBS=N] [GRID_ARGS='--executor slurm']: what `dvc repro` does (the out-of-date stages of
+# dvc.yaml, recorded in dvc.lock; `dvc status` is clean afterwards), several stages at a time: one job per
+# GPU, else one single-threaded job per core (pipeline.grid). `make grid` is the same command.
+repro grid: $(STAMP)
+	$(RUN) $(PY) -m pipeline.grid $(if $(JOBS),--jobs $(JOBS)) $(GRID_ARGS)
 
 # The paper's protocol on a GPU machine: switch the profile, then reproduce.
 repro-paper: $(STAMP)
 	$(MAKE) profile PROFILE=paper
-	$(RUN) $(VENV)/bin/dvc repro
-
-# make grid [JOBS=N] [GRID_ARGS='--executor slurm']: run the out-of-date stages of dvc.yaml N jobs at a time
-# (one GPU per job where there are GPUs), record them in dvc.lock; `dvc status` is clean afterwards.
-grid: $(STAMP)
-	$(RUN) $(PY) -m pipeline.grid $(if $(JOBS),--jobs $(JOBS)) $(GRID_ARGS)
+	$(MAKE) repro
 
 # Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
 bench-grid: $(STAMP)

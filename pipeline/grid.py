@@ -211,6 +211,24 @@ def past_job_seconds(grid_dir: Path) -> dict[str, float]:
     return seconds
 
 
+def recorded_seconds(stage: Any) -> float | None:
+    """``seconds`` of a ``train.json`` among the stage's outputs still in the workspace (the last run of
+    that stage, e.g. the committed one in a fresh clone), or None."""
+    for out in stage.outs:
+        path = Path(str(getattr(out, "fs_path", "") or ""))
+        candidates = [path / "train.json", path] if path.is_dir() else [path]
+        for file in candidates:
+            if file.name != "train.json" or not file.is_file():
+                continue
+            try:
+                seconds = json.loads(file.read_text(encoding="utf-8")).get("seconds")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(seconds, (int, float)) and seconds > 0:
+                return float(seconds)
+    return None
+
+
 def deps_bytes(stage: Any) -> int:
     """Bytes on disk of a stage's dependencies (a prepared dataset: its size says how long a run takes)."""
     total = 0
@@ -334,6 +352,7 @@ class Grid:
         self.journal = Journal(self.root, self.grid_dir)
         self.past_seconds = past_job_seconds(self.grid_dir)
         self.input_bytes: dict[str, int] = {}  # by job head, for the queue's order
+        self.recorded: dict[str, float | None] = {}  # by job head: train.json seconds of its last run
         self.interrupted = False
         self.t0 = time.time()
 
@@ -827,9 +846,14 @@ class Grid:
 
     def priority(self, chain: Chain) -> tuple:
         """Sort key of the queue, longest job first so that no long job starts last and runs alone: chains
-        (train -> evaluate) before single stages; then jobs an earlier grid has not timed (they may be long)
-        by the size of their inputs, then the others by that grid's wall time; ties keep dvc.yaml's order."""
+        (train -> evaluate) before single stages; then jobs with no earlier time (they may be long) by the
+        size of their inputs, then the others by their earlier time: an earlier grid's wall time, else the
+        ``seconds`` of the ``train.json`` the stage's last run left; ties keep dvc.yaml's order."""
         past = self.past_seconds.get(chain.names[0])
+        if past is None:
+            if chain.names[0] not in self.recorded:
+                self.recorded[chain.names[0]] = recorded_seconds(chain.stages[0])
+            past = self.recorded[chain.names[0]]
         if past is None:
             head = chain.names[0]
             if head not in self.input_bytes:

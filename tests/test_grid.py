@@ -288,6 +288,31 @@ def test_longest_jobs_start_first_by_earlier_wall_time_else_input_size(tmp_path)
     assert [c.names[0] for c in outcome.chains] == ["train@a", "train@c", "train@b"]  # by the earlier grid's times
 
 
+def test_a_fresh_clone_orders_jobs_by_the_seconds_their_last_run_recorded(tmp_path):
+    """No earlier grid, but the committed train.json of each run: the longest last run starts first."""
+    root = make_project(
+        tmp_path / "p",
+        {
+            "train": {
+                "foreach": ["a", "b", "c"],
+                "do": {
+                    "cmd": "python step.py train runs/${item}/train.json",
+                    "deps": ["in/${item}"],
+                    "outs": [{"runs/${item}/train.json": {"cache": False}}],
+                },
+            }
+        },
+    )
+    for name, size, seconds in (("a", 10, 50.0), ("b", 1000, 1.0), ("c", 100, 9.0)):
+        (root / "in" / name).mkdir(parents=True)
+        (root / "in" / name / "data.bin").write_bytes(b"x" * size)
+        (root / "runs" / name).mkdir(parents=True)
+        (root / "runs" / name / "train.json").write_text(json.dumps({"seconds": seconds}))
+    outcome, text = run_grid(root, executor="debug")
+    assert outcome.exit_code == 0, text
+    assert [c.names[0] for c in outcome.chains] == ["train@a", "train@c", "train@b"]
+
+
 # A stand-in for SLURM's sbatch, srun, sacct and scancel: jobs run on this machine, in the background.
 FAKE_SBATCH = """
 import os, pathlib, re, subprocess, sys
