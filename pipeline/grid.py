@@ -212,20 +212,18 @@ def past_job_seconds(grid_dir: Path) -> dict[str, float]:
 
 
 def recorded_seconds(stage: Any) -> float | None:
-    """``seconds`` of a ``train.json`` among the stage's outputs still in the workspace (the last run of
-    that stage, e.g. the committed one in a fresh clone), or None."""
+    """``seconds`` of a ``train.json`` output of the stage still in the workspace (its last run, e.g. the
+    committed one in a fresh clone), or None."""
     for out in stage.outs:
         path = Path(str(getattr(out, "fs_path", "") or ""))
-        candidates = [path / "train.json", path] if path.is_dir() else [path]
-        for file in candidates:
-            if file.name != "train.json" or not file.is_file():
-                continue
-            try:
-                seconds = json.loads(file.read_text(encoding="utf-8")).get("seconds")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(seconds, (int, float)) and seconds > 0:
-                return float(seconds)
+        if path.name != "train.json" or not path.is_file():
+            continue
+        try:
+            seconds = json.loads(path.read_text(encoding="utf-8")).get("seconds")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            return float(seconds)
     return None
 
 
@@ -351,8 +349,7 @@ class Grid:
         self.run_dir = self.grid_dir / "runs" / self.run_id
         self.journal = Journal(self.root, self.grid_dir)
         self.past_seconds = past_job_seconds(self.grid_dir)
-        self.input_bytes: dict[str, int] = {}  # by job head, for the queue's order
-        self.recorded: dict[str, float | None] = {}  # by job head: train.json seconds of its last run
+        self.estimates: dict[str, tuple] = {}  # by job head: its length estimate, for the queue's order
         self.interrupted = False
         self.t0 = time.time()
 
@@ -849,17 +846,11 @@ class Grid:
         (train -> evaluate) before single stages; then jobs with no earlier time (they may be long) by the
         size of their inputs, then the others by their earlier time: an earlier grid's wall time, else the
         ``seconds`` of the ``train.json`` the stage's last run left; ties keep dvc.yaml's order."""
-        past = self.past_seconds.get(chain.names[0])
-        if past is None:
-            if chain.names[0] not in self.recorded:
-                self.recorded[chain.names[0]] = recorded_seconds(chain.stages[0])
-            past = self.recorded[chain.names[0]]
-        if past is None:
-            head = chain.names[0]
-            if head not in self.input_bytes:
-                self.input_bytes[head] = deps_bytes(chain.stages[0])
-            return (-len(chain.stages), 0, -self.input_bytes[head])
-        return (-len(chain.stages), 1, -past)
+        head = chain.names[0]
+        if head not in self.estimates:
+            past = self.past_seconds.get(head) or recorded_seconds(chain.stages[0])
+            self.estimates[head] = (1, -past) if past else (0, -deps_bytes(chain.stages[0]))
+        return (-len(chain.stages), *self.estimates[head])
 
     def is_exclusive(self, chain: Chain) -> bool:
         return any(matches(s.addressing, p) for s in chain.stages for p in self.settings.exclusive)
