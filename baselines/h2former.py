@@ -40,7 +40,7 @@ from timm.models.swin_transformer import SwinTransformerBlock
 
 from baselines._cnn_parts import ResNetTrunk, resnet_pretrained_cfg
 from models.pretrained import PretrainedFile, build_model_with_cfg
-from models.registry import register_model
+from models.registry import ModelArgumentError, register_model
 
 __all__ = ["H2Former", "h2former"]
 
@@ -164,7 +164,7 @@ class H2Former(nn.Module):
     ):
         super().__init__()
         if image_size % 16 or image_size < 16:
-            raise ValueError(f"H2Former needs an image size divisible by 16, got {image_size}")
+            raise ModelArgumentError(f"H2Former needs an image size divisible by 16, got {image_size}")
         self.image_size = image_size
         window = image_size // 16
         dims = [embed_dim * 2**i for i in range(4)]

@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from baselines._swin_parts import PatchExpand
 from models.pretrained import PretrainedFile, build_model_with_cfg
-from models.registry import register_model
+from models.registry import ModelArgumentError, register_model
 from models.shapes import check_fixed_size
 
 ENCODER_DIMS = (64, 128, 320, 512)
@@ -320,7 +320,7 @@ class MISSFormer(nn.Module):
     def __init__(self, num_classes: int = 1, img_size: int = 224):
         super().__init__()
         if img_size % 32:
-            raise ValueError(f"MISSFormer needs an image size divisible by 32, got {img_size}")
+            raise ModelArgumentError(f"MISSFormer needs an image size divisible by 32, got {img_size}")
         self.img_size = img_size
         self.encoder = MixTransformerEncoder()
         self.bridge = ContextBridge(img_size)

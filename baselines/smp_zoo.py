@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from models.pretrained import PretrainedCfg, PretrainedFile, build_model_with_cfg
-from models.registry import register_model
+from models.registry import ModelArgumentError, register_model
 
 __all__ = [
     "smp_deeplabv3plus_resnet50",
@@ -69,7 +69,7 @@ def _create(arch: str, encoder: str, **kwargs) -> nn.Module:
 
 def _build(name: str, arch: str, encoder: str, pretrained_file: PretrainedFile, **kwargs) -> nn.Module:
     if kwargs.pop("encoder_weights", None) is not None:
-        raise ValueError(
+        raise ModelArgumentError(
             "smp models here never download weights: leave encoder_weights unset and pass a local "
             "pretrained_file instead"
         )

@@ -5,6 +5,7 @@
 """
 
 from models.registry import (
+    ModelArgumentError,
     ModelInfo,
     UnknownModelError,
     create_model,
@@ -15,6 +16,7 @@ from models.registry import (
 )
 
 __all__ = [
+    "ModelArgumentError",
     "ModelInfo",
     "UnknownModelError",
     "create_model",

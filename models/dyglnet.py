@@ -27,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import SqueezeExcite
 
-from models.registry import register_model
+from models.pretrained import PretrainedFile, build_model_with_cfg
+from models.registry import ModelArgumentError, register_model
 from models.shapes import check_divisible
 
 Upsampler = Literal["dysample", "bilinear", "tconv"]
@@ -63,11 +64,13 @@ class DyGLNetConfig:
     def __post_init__(self):
         for width, attn in zip(self.widths, self.attn_channels, strict=True):
             if not 0 < attn < width:
-                raise ValueError(f"attn_channels {self.attn_channels} must lie in (0, width) for widths {self.widths}")
+                raise ModelArgumentError(
+                    f"attn_channels {self.attn_channels} must lie in (0, width) for widths {self.widths}"
+                )
         if self.upsampler not in ("dysample", "bilinear", "tconv"):
-            raise ValueError(f"upsampler must be dysample, bilinear or tconv, got {self.upsampler!r}")
+            raise ModelArgumentError(f"upsampler must be dysample, bilinear or tconv, got {self.upsampler!r}")
         if self.attn_norm not in ("dyt", "batchnorm", "groupnorm", "none"):
-            raise ValueError(f"attn_norm must be dyt, batchnorm, groupnorm or none, got {self.attn_norm!r}")
+            raise ModelArgumentError(f"attn_norm must be dyt, batchnorm, groupnorm or none, got {self.attn_norm!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -506,56 +509,62 @@ ABLATION_VARIANTS: dict[str, dict] = {
 }
 
 
-def _ablation(name: str, **overrides) -> DyGLNet:
-    return DyGLNet(DyGLNetConfig(**ABLATION_VARIANTS[name]), **overrides)
+def _build(name: str, base: DyGLNetConfig, pretrained_file: PretrainedFile, overrides: dict) -> DyGLNet:
+    # Trained from scratch, as released: no backbone takes weights, so a pretrained_file is refused in the
+    # same words as every other model's.
+    return build_model_with_cfg(DyGLNet, name, {}, pretrained_file, cfg=base, **overrides)
+
+
+def _ablation(name: str, pretrained_file: PretrainedFile, overrides: dict) -> DyGLNet:
+    return _build(name, DyGLNetConfig(**ABLATION_VARIANTS[name]), pretrained_file, overrides)
 
 
 @register_model(family="Ours", display_name="DyGLNet", min_input_size=16)
-def dyglnet(**overrides) -> DyGLNet:
+def dyglnet(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """The released DyGLNet (SHViT-S1 encoder widths); keyword arguments override config fields."""
-    return DyGLNet(DyGLNetConfig(), **overrides)
+    return _build("dyglnet", DyGLNetConfig(), pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours w BiIn", min_input_size=16)
-def dyglnet_w_bilinear(**overrides) -> DyGLNet:
+def dyglnet_w_bilinear(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """Bilinear x2 interpolation instead of DySample, same 1x1 channel halving (upsampler="bilinear")."""
-    return _ablation("dyglnet_w_bilinear", **overrides)
+    return _ablation("dyglnet_w_bilinear", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours w TConv", min_input_size=16)
-def dyglnet_w_tconv(**overrides) -> DyGLNet:
+def dyglnet_w_tconv(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """A 2x2 stride-2 transposed convolution instead of DySample and its 1x1 conv (upsampler="tconv")."""
-    return _ablation("dyglnet_w_tconv", **overrides)
+    return _ablation("dyglnet_w_tconv", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours w/o DyT", min_input_size=16)
-def dyglnet_wo_dyt(**overrides) -> DyGLNet:
+def dyglnet_wo_dyt(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """BatchNorm instead of DyT before the attention (attn_norm="batchnorm")."""
-    return _ablation("dyglnet_wo_dyt", **overrides)
+    return _ablation("dyglnet_wo_dyt", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours w/o DC", min_input_size=16)
-def dyglnet_wo_dc(**overrides) -> DyGLNet:
+def dyglnet_wo_dc(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """The encoder mixer's three dilated depthwise convolutions removed (mixer_dilations=())."""
-    return _ablation("dyglnet_wo_dc", **overrides)
+    return _ablation("dyglnet_wo_dc", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours w/o SA", min_input_size=16)
-def dyglnet_wo_sa(**overrides) -> DyGLNet:
+def dyglnet_wo_sa(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """The attention channels pass through unchanged: no DyT, no q/k/v (use_attention=False)."""
-    return _ablation("dyglnet_wo_sa", **overrides)
+    return _ablation("dyglnet_wo_sa", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours Split-DC", min_input_size=16)
-def dyglnet_split_dc(**overrides) -> DyGLNet:
+def dyglnet_split_dc(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """One eighth of each stage's channels to attention (attn_channels=(16, 28, 40))."""
-    return _ablation("dyglnet_split_dc", **overrides)
+    return _ablation("dyglnet_split_dc", pretrained_file, overrides)
 
 
 @register_model(family="Ablation", display_name="ours Split-SA", min_input_size=16)
-def dyglnet_split_sa(**overrides) -> DyGLNet:
+def dyglnet_split_sa(pretrained_file: PretrainedFile = None, **overrides) -> DyGLNet:
     """Half of each stage's channels to attention (attn_channels=(64, 112, 160))."""
-    return _ablation("dyglnet_split_sa", **overrides)
+    return _ablation("dyglnet_split_sa", pretrained_file, overrides)
 
 
 __all__ = [

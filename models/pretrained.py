@@ -3,12 +3,13 @@
 A model declares its backbones as ``{backbone name: PretrainedCfg}`` (timm's ``pretrained_cfg`` plus
 ``checkpoint_filter_fn``) and its builder returns ``build_model_with_cfg(...)``, so every builder takes
 ``pretrained_file`` the same way: a path when the model has one backbone, a mapping
-``{backbone name: path}`` (any backbone may be left out) when it has several, and a ``ValueError`` when
-it has none. Weights are only read from local files, with timm's ``load_state_dict`` (``torch.load(...,
+``{backbone name: path}`` (any backbone may be left out) when it has several, and an error when it has
+none. Weights are only read from local files, with timm's ``load_state_dict`` (``torch.load(...,
 weights_only=True)`` or safetensors; a ``"state_dict"``/``"model"`` wrapper and a ``"module."`` prefix are
-removed). After its filter a checkpoint must fit its backbone exactly: a missing file raises
-``FileNotFoundError``, an unreadable one or one with missing, unexpected or mis-shaped tensors a
-``ValueError``; both name the file and the backbone.
+removed). After its filter a checkpoint must fit its backbone exactly. Every problem with
+``pretrained_file`` raises :class:`PretrainedFileError` (a ``ModelArgumentError``, so the pipeline's
+stages report it in one line): a missing file also is a ``FileNotFoundError``; the message names the file
+and the backbone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import torch
 import torch.nn as nn
 from timm.models import load_state_dict
 
+from models.registry import ModelArgumentError
+
 PathLike = str | os.PathLike
 StateDict = dict[str, torch.Tensor]
 FilterFn = Callable[[StateDict, nn.Module], StateDict]
@@ -28,12 +31,22 @@ PretrainedFile = PathLike | Mapping[str, PathLike | None] | None
 
 __all__ = [
     "PretrainedCfg",
+    "architecture_kwargs",
+    "PretrainedFileError",
     "PretrainedFile",
     "build_model_with_cfg",
     "load_pretrained",
     "read_state_dict",
     "resolve_pretrained_files",
 ]
+
+
+class PretrainedFileError(ModelArgumentError):
+    """``pretrained_file`` does not fit the model: no backbone to load, unknown names, an unreadable file."""
+
+
+class PretrainedFileNotFoundError(PretrainedFileError, FileNotFoundError):
+    """A weight file named in ``pretrained_file`` does not exist."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,12 @@ class PretrainedCfg:
     unused: tuple[str, ...] = ()
 
 
+def architecture_kwargs(model_kwargs: Mapping[str, object]) -> dict[str, object]:
+    """``model_kwargs`` without ``pretrained_file``: what builds the same architecture when the weights come
+    from elsewhere (a trained checkpoint) or do not matter (parameter and FLOP counts)."""
+    return {k: v for k, v in model_kwargs.items() if k != "pretrained_file"}
+
+
 def resolve_pretrained_files(
     model_name: str, cfgs: Mapping[str, PretrainedCfg], pretrained_file: PretrainedFile
 ) -> dict[str, str]:
@@ -61,25 +80,27 @@ def resolve_pretrained_files(
     if pretrained_file is None:
         return {}
     if not cfgs:
-        raise ValueError(
+        raise PretrainedFileError(
             f"{model_name} has no pretrained backbone (it trains from scratch); pretrained_file must be None"
         )
     if isinstance(pretrained_file, Mapping):
         unknown = sorted(set(pretrained_file) - set(cfgs))
         if unknown:
-            raise ValueError(f"{model_name}: unknown backbone(s) {unknown} in pretrained_file; it has {sorted(cfgs)}")
+            raise PretrainedFileError(
+                f"{model_name}: unknown backbone(s) {unknown} in pretrained_file; it has {sorted(cfgs)}"
+            )
         files = {name: os.fspath(path) for name, path in pretrained_file.items() if path is not None}
     elif len(cfgs) == 1:
         files = {next(iter(cfgs)): os.fspath(pretrained_file)}
     else:
         example = ", ".join(f"{name!r}: path" for name in cfgs)
-        raise ValueError(
+        raise PretrainedFileError(
             f"{model_name} has {len(cfgs)} backbones: pass pretrained_file as a mapping {{{example}}} "
             "(any of them may be left out)"
         )
     for name, path in files.items():
         if not os.path.isfile(path):
-            raise FileNotFoundError(
+            raise PretrainedFileNotFoundError(
                 f"{model_name}: weight file {path!r} for backbone {name!r} ({cfgs[name].architecture}) not found"
             )
     return files
@@ -89,13 +110,13 @@ def read_state_dict(path: PathLike, what: str) -> StateDict:
     """The tensors of a local checkpoint file; ``what`` names the backbone in error messages."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what}: weight file {path!r} not found")
+        raise PretrainedFileNotFoundError(f"{what}: weight file {path!r} not found")
     try:
         state = load_state_dict(path)
     except Exception as err:  # unpickling, zip and safetensors errors share no narrower base class
-        raise ValueError(f"{what}: cannot read weight file {path!r}: {err}") from err
+        raise PretrainedFileError(f"{what}: cannot read weight file {path!r}: {err}") from err
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{what}: {path!r} does not hold a state dict of tensors")
+        raise PretrainedFileError(f"{what}: {path!r} does not hold a state dict of tensors")
     return dict(state)
 
 
@@ -120,7 +141,7 @@ def load_pretrained(model: nn.Module, cfg: PretrainedCfg, path: PathLike, what: 
     }
     if any(problems.values()):
         details = "; ".join(f"{len(keys)} {kind}, e.g. {keys[:3]}" for kind, keys in problems.items() if keys)
-        raise ValueError(f"{what}: {path!r} does not fit the backbone: {details}")
+        raise PretrainedFileError(f"{what}: {path!r} does not fit the backbone: {details}")
     module.load_state_dict(state, strict=False)
 
 

@@ -35,6 +35,11 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+class ModelArgumentError(ValueError):
+    """A builder argument the model cannot take (a weight file that is missing or does not fit, a download
+    request): the user's input, not a bug; the message names the argument and, for a file, the file."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the harness knows about a registered model besides its builder."""

@@ -100,6 +100,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device | str) -> 
     the config names (another model, other ``model_kwargs``).
     """
     from models import create_model
+    from models.pretrained import architecture_kwargs
 
     state = load_checkpoint(path, map_location="cpu", kind="model")
     cfg = state.get("config")
@@ -113,7 +114,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device | str) -> 
             "diverged, retrain it (lower train.lr?)"
         )
     builder = cfg.get("builder") or cfg["model"]
-    kwargs = cfg.get("model_kwargs") or {}
+    kwargs = architecture_kwargs(cfg.get("model_kwargs") or {})  # the weights are in the checkpoint
     try:
         model = create_model(builder, **kwargs)
     except (TypeError, ValueError) as err:

@@ -17,9 +17,9 @@ class UserError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every exception type that means bad input rather than a bug."""
     from datasets.base import DatasetError
-    from models.registry import UnknownModelError
+    from models.registry import ModelArgumentError, UnknownModelError
 
-    return (UserError, DatasetError, UnknownModelError)
+    return (UserError, DatasetError, UnknownModelError, ModelArgumentError)
 
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

@@ -78,13 +78,17 @@ def measure(
     """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
-    from models import create_model
+    from models import ModelArgumentError, create_model
     from models.complexity import count_params, fvcore_gflops
+    from models.pretrained import architecture_kwargs
     from pipeline.inference import fast_model
 
     size = model_info(spec.builder).fixed_input_size or size
     torch.manual_seed(0)
-    model = create_model(spec.builder, **spec.model_kwargs).eval()
+    try:  # the counts and the latency do not depend on the weights: no pretrained file is read
+        model = create_model(spec.builder, **architecture_kwargs(spec.model_kwargs)).eval()
+    except (TypeError, ModelArgumentError) as err:
+        raise UserError(f"models.{spec.key}.model_kwargs {spec.model_kwargs}: {err}") from err
     _checked(model, size, spec.key)
     row = {
         "model": spec.key,
@@ -116,19 +120,22 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    all_params = load_params()
-    params = all_params.complexity
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.complexity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, help="a models: key of params.yaml (or a registered model name)")
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--size", type=int, default=params.size)
-    parser.add_argument("--repeats", type=int, default=params.repeats, help="timed forward passes")
-    parser.add_argument("--warmup", type=int, default=params.warmup, help="untimed forward passes first")
+    # Defaults come from params.yaml's complexity: section, read after parsing so that --help always works.
+    parser.add_argument("--size", type=int, help="default: complexity.size")
+    parser.add_argument("--repeats", type=int, help="timed forward passes (default: complexity.repeats)")
+    parser.add_argument("--warmup", type=int, help="untimed forward passes first (default: complexity.warmup)")
     parser.add_argument("--fold-bn", action="store_true", help="measure with BatchNorm folded (pipeline.inference)")
     parser.add_argument("--compile", action="store_true", help="measure the torch.compile'd model")
     args = parser.parse_args(argv)
+    all_params = load_params()
+    for name in ("size", "repeats", "warmup"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(all_params.complexity, name))
     if args.repeats < 1:
         parser.error(f"argument --repeats: must be at least 1, got {args.repeats}")
     if args.warmup < 0:

@@ -174,22 +174,26 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params().evaluate
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", required=True, type=Path, help="a prepared dataset folder")
     parser.add_argument("--checkpoint", required=True, type=Path, help="best.pt of a training run")
     parser.add_argument("--out", required=True, type=Path, help="results folder")
-    parser.add_argument("--split", default=params.split, choices=("train", "val", "test"))
-    parser.add_argument("--batch-size", type=int, default=params.batch_size)
-    parser.add_argument("--bootstrap", type=int, default=params.bootstrap, help="bootstrap resamples")
-    parser.add_argument("--device", default=params.device, help="auto, cpu or cuda")
+    # Defaults come from params.yaml's evaluate: section, read after parsing so that --help always works.
+    parser.add_argument("--split", choices=("train", "val", "test"), help="default: evaluate.split")
+    parser.add_argument("--batch-size", type=int, help="default: evaluate.batch_size")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default: evaluate.bootstrap)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default: evaluate.device)")
     parser.add_argument(
-        "--compile", action=argparse.BooleanOptionalAction, default=params.compile, help="torch.compile the model"
+        "--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: evaluate.compile)"
     )
     parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
     args = parser.parse_args(argv)
+    params = load_params().evaluate
+    for name in ("split", "batch_size", "bootstrap", "device", "compile"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(params, name))
     if args.batch_size < 1:
         parser.error(f"argument --batch-size: must be at least 1, got {args.batch_size}")
     if args.bootstrap < 0:

@@ -9,6 +9,9 @@ hash per stage and per ``models:`` entry. ``train@D-M-S`` reads ``stages.train``
 params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's stages.
 ``python -m models --deps NAME`` prints the files behind a model's hash. The hash is over file
 contents, so comments count as changes: a changed comment reruns that model (cheap to see, never stale).
+A model entry whose ``model_kwargs.pretrained_file`` names local weight files also hashes their contents,
+so replacing a weight file retrains the models that start from it (and no other); the stage depends on
+``weights/``, where those files belong, so DVC notices the replacement.
 """
 
 from __future__ import annotations
@@ -47,6 +50,29 @@ def stage_sources(stage: str) -> list[str]:
     return module_sources(STAGE_MODULES[stage])
 
 
+def weight_files(model_kwargs: dict) -> list[str]:
+    """The local weight files a ``models:`` entry starts from (``pretrained_file``: a path or a mapping)."""
+    spec = model_kwargs.get("pretrained_file")
+    paths = spec.values() if isinstance(spec, dict) else [spec]
+    return sorted(str(p) for p in paths if p is not None)
+
+
+def weights_digest(files: list[str]) -> str:
+    """A hash of the weight files' contents, read in chunks; a file not there yet hashes as missing (the
+    train stage then reports it), so its arrival changes the hash."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        try:
+            with open(name, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            digest.update(b"missing")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
 def fingerprints(params_path: str | None = None) -> dict:
     """``{"stages": {stage: hash}, "models": {key: hash}}`` for the stages and the params.yaml model entries."""
     from models.registry import MODEL_PACKAGES, model_info
@@ -56,6 +82,9 @@ def fingerprints(params_path: str | None = None) -> dict:
     for key in params.models:
         spec = params.model_spec(key)
         models[key] = files_digest(module_sources(model_info(spec.builder).module, *MODEL_PACKAGES))
+        weights = weight_files(spec.model_kwargs)
+        if weights:  # entries without weight files keep the code-only hash
+            models[key] = hashlib.sha256(f"{models[key]}+{weights_digest(weights)}".encode()).hexdigest()[:16]
     return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models}
 
 

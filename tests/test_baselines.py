@@ -89,7 +89,7 @@ TIMM_BACKBONES = {
     "befunet": {"swin": "swin_tiny_patch4_window7_224"},  # its PiDiNet: tests/test_baseline_befunet.py
     "smp_unet_resnet34": {"encoder": "resnet34"},
 }
-NO_BACKBONE = ["unet", "attention_unet", "unetpp", "dcsaunet", "cmunext_l", "missformer"]
+NO_BACKBONE = ["dyglnet", "dyglnet_wo_sa", "unet", "attention_unet", "unetpp", "dcsaunet", "cmunext_l", "missformer"]
 
 
 def _backbone_modules(name: str) -> dict[str, str]:

@@ -63,3 +63,19 @@ def test_previous_format_still_loads_as_a_model(weights, tmp_path):
     assert cfg["model"] == "dyglnet"
     with pytest.raises(CheckpointError, match="older version"):
         load_checkpoint(path, kind="resume")
+
+
+def test_a_run_with_a_pretrained_file_evaluates_after_the_file_is_gone(tmp_path):
+    import torchvision
+
+    encoder_file = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), encoder_file)
+    kwargs = {"arch": "Unet", "encoder": "resnet18", "pretrained_file": str(encoder_file)}
+    trained = model_state(create_model("smp", **kwargs))
+    path = tmp_path / "best.pt"
+    config = {"model": "smp_r18", "builder": "smp", "model_kwargs": kwargs, "img_size": 32}
+    save_checkpoint(path, {"model": trained, "config": config, "epoch": 1, "best_val_dice": 50.0})
+    encoder_file.unlink()  # e.g. evaluated on another machine: the checkpoint holds every weight
+    model, cfg = load_model_from_checkpoint(path, "cpu")
+    assert cfg["model_kwargs"]["pretrained_file"] == str(encoder_file)
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())

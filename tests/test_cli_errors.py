@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import write_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +103,22 @@ CASES = [
         ["--data", "{tmp}/missing", "--model", "dyglnet", "--out", "{tmp}/r"],
         "good",
         "missing",
+        False,
+    ),
+    (
+        "train-missing-pretrained-file",
+        "pipeline.train",
+        ["--data", "{prep}", "--model", "m2snet", "--out", "{tmp}/r", "--epochs", "1"],
+        "weights",
+        "m2snet: weight file 'missing.pth' for backbone 'res2net' (res2net50d) not found",
+        False,
+    ),
+    (
+        "train-weights-for-a-model-trained-from-scratch",
+        "pipeline.train",
+        ["--data", "{prep}", "--model", "dyglnet", "--out", "{tmp}/r", "--epochs", "1"],
+        "weights",
+        "dyglnet has no pretrained backbone (it trains from scratch); pretrained_file must be None",
         False,
     ),
     (
@@ -250,13 +267,18 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory) -> dict[str, Path]:
-    """Working directories with good and bad params.yaml, and the files the cases point at."""
+    """Working directories with good, bad and weights (model_kwargs naming a missing weight file) params.yaml,
+    and the files the cases point at."""
     root = tmp_path_factory.mktemp("cli")
-    good, bad = root / "good", root / "bad"
-    good.mkdir()
-    bad.mkdir()
+    good, bad, weights = root / "good", root / "bad", root / "weights"
+    for folder in (good, bad, weights):
+        folder.mkdir()
     shutil.copy(REPO / "params.yaml", good / "params.yaml")
     (bad / "params.yaml").write_text(BAD_PARAMS)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    missing = {"model_kwargs": {"pretrained_file": "missing.pth"}}
+    params["models"] = {"m2snet": missing, "dyglnet": missing}
+    (weights / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "raw").mkdir()
     (root / "runs" / "kvasir").mkdir(parents=True)
     (root / "runs" / "kvasir" / "best.pt").write_bytes(b"precious weights")
@@ -267,7 +289,7 @@ def scratch(tmp_path_factory) -> dict[str, Path]:
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     write_prepared(root / "prep")
-    return {"root": root, "good": good, "bad": bad, "site": site}
+    return {"root": root, "good": good, "bad": bad, "weights": weights, "site": site}
 
 
 def _id(case) -> str:
@@ -301,3 +323,14 @@ def test_bad_argument_is_one_sentence(scratch, tmp_path, case_id, module, args, 
         assert imports.read_text() == "no torch", f"{module} imported torch before reporting: {r.stderr}"
         assert elapsed < 5.0, f"{elapsed:.1f} s"
     assert (root / "runs" / "kvasir" / "best.pt").read_bytes() == b"precious weights"
+
+
+@pytest.mark.parametrize(
+    "module", ["pipeline.prepare", "pipeline.train", "pipeline.evaluate", "pipeline.complexity", "pipeline.report"]
+)
+def test_help_works_whatever_params_yaml_holds(scratch, module):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=scratch["bad"], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: python -m {module}"), r.stdout + r.stderr

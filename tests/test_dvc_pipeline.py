@@ -158,6 +158,25 @@ def test_new_baseline_reruns_only_its_own_stages(work):
     assert _status(work) == set()
 
 
+def test_replacing_a_weight_file_reruns_only_the_model_that_starts_from_it(work):
+    params_file, weights = work / "params.yaml", work / "weights" / "backbone.pth"
+    old = params_file.read_text()
+    params = yaml.safe_load(old)
+    params["models"]["unet"] = {"model_kwargs": {"pretrained_file": "weights/backbone.pth"}}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    weights.write_bytes(b"first weights")
+    assert _stages("train", "unet") <= _status(work)  # the params entry changed
+    _run([DVC, "commit", "--force", "--quiet"], work)  # as if those stages had rerun
+    assert _status(work) == set()
+    weights.write_bytes(b"other weights")  # same path, new contents
+    assert _status(work) == _model_stages("unet") | {"report"}
+    params_file.write_text(old)
+    weights.unlink()
+    _status(work)
+    _run([DVC, "commit", "--force", "--quiet"], work)
+    assert _status(work) == set()
+
+
 @pytest.mark.parametrize("stage", sorted(STAGE_MODULES))
 def test_every_module_a_stage_imports_is_fingerprinted(stage):
     """What importing a stage's entry module (and parsing --help) loads is covered by its fingerprint."""
