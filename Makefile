@@ -25,7 +25,7 @@ test-fast: $(STAMP)
 
 # make repro [JOBS=N] [GRID_ARGS='--executor slurm']: what `dvc repro` does (the out-of-date stages of
 # dvc.yaml, recorded in dvc.lock; `dvc status` is clean afterwards), several stages at a time: one job per
-# GPU, else one single-threaded job per core (pipeline.grid). `make grid` is the same command.
+# GPU, else the cores shared out among the jobs ready to start (pipeline.grid). `make grid` is the same command.
 repro grid: $(STAMP)
 	$(RUN) $(PY) -m pipeline.grid $(if $(JOBS),--jobs $(JOBS)) $(GRID_ARGS)
 

@@ -58,8 +58,8 @@ class GridSettings(_Section):
 
     grid:
       executor: local          # local | slurm | debug
-      jobs: null               # jobs at once; default: one per GPU (local, GPUs), one per core (local,
-                               # no GPU), 16 (slurm)
+      jobs: null               # jobs at once; default: one per GPU (local, GPUs), up to one per core
+                               # (local, no GPU: the cores shared out among the ready jobs), 16 (slurm)
       gpus: auto               # auto (nvidia-smi / CUDA_VISIBLE_DEVICES) | none | [0, 1, 2, 3]
       threads_per_job: null    # OMP_NUM_THREADS of each job; default: the cores divided by the jobs
       exclude: []              # stage names or globs left to `dvc repro` (e.g. [report])

@@ -167,6 +167,7 @@ class Chain:
     status: str = "queued"  # queued, running, done, failed, cancelled, cached
     job: Any = None
     slot: Slot | None = None
+    extra_slots: list[Slot] = field(default_factory=list)  # the cores it borrowed besides its own slot
     result: ChainResult | None = None
     crash: str | None = None  # the job itself failed (not a stage command)
     submitted: float | None = None
@@ -240,10 +241,11 @@ def deps_bytes(stage: Any) -> int:
 
 
 def dice_of(stages: list[Any]) -> float | None:
-    """Test Dice (percent) from a metrics file of ``stages`` with a ``dice.mean`` entry."""
+    """Test Dice (percent) from a ``metrics.json`` output (or a JSON metrics file) with a ``dice.mean`` entry."""
     for stage in reversed(stages):
         for out in stage.outs:
-            if out.is_metric and str(out.fs_path).endswith(".json"):
+            path = str(out.fs_path)
+            if path.endswith(".json") and (out.is_metric or Path(path).name == "metrics.json"):
                 try:
                     return float(json.loads(Path(out.fs_path).read_text(encoding="utf-8"))["dice"]["mean"])
                 except (OSError, ValueError, KeyError, TypeError):
@@ -272,6 +274,25 @@ def epoch_progress(log: Path, csv_file: Path | None, started: float | None) -> s
         per_epoch = (time.time() - started) / k
     eta = per_epoch * (n - k) if per_epoch is not None else None
     return f"epoch {k}/{n}" + (f", ETA {_fmt_s(eta)}" if eta is not None else "")
+
+
+def shares_cores(settings: GridSettings, slots: list[Slot | None]) -> bool:
+    """Whether the local executor shares the cores out per job (no GPU, neither jobs nor threads per job
+    given): the slots are then single cores, and a job takes as many as it can without starving the jobs
+    queued behind it."""
+    return (
+        settings.executor == "local"
+        and not settings.jobs
+        and not settings.threads_per_job
+        and all(s is not None and s.gpu is None for s in slots)
+    )
+
+
+def describe_local(settings: GridSettings, slots: list[Slot]) -> str:
+    """How the local executor places jobs, for the grid's first line and ``--dry-run``."""
+    if shares_cores(settings, slots):  # type: ignore[arg-type]
+        return f"up to {len(slots)} jobs on the cpu, its {len(slots)} cores shared out among the jobs ready to start"
+    return describe_slots(slots)
 
 
 def describe_slots(slots: list[Slot]) -> str:
@@ -775,7 +796,8 @@ class Grid:
         else:
             slots = [None]
         free = deque(slots)
-        desc = describe_slots(slots) if settings.executor == "local" else f"{len(slots)} job(s) at once"  # type: ignore[arg-type]
+        desc = describe_local(settings, slots) if settings.executor == "local" else f"{len(slots)} job(s) at once"  # type: ignore[arg-type]
+        share_cores = shares_cores(settings, slots)
         self.say(
             f"grid {self.run_id}: {len(self.steps)} stages to check"
             + (f" ({len(self.excluded)} excluded: left to `dvc repro`)" if self.excluded else "")
@@ -797,7 +819,14 @@ class Grid:
                 if self.prepare_outputs(chain):
                     self.dirty = True
                     continue
-                self.submit(executor, chain, free.popleft())
+                slot = free.popleft()
+                if share_cores and not self.is_exclusive(chain):
+                    # the free cores split evenly among this job and the ones queued behind it, so that
+                    # four runs on 16 cores get 4 threads each rather than one each and 12 idle cores
+                    threads = max(1, (len(free) + 1) // (len(self.queue) + 1))
+                    chain.extra_slots = [free.popleft() for _ in range(threads - 1)]
+                    slot = replace(slot, threads=threads)
+                self.submit(executor, chain, slot)
             for chain in self.running:  # when each stage of a job started (for its progress line)
                 for i, log in enumerate(chain.logs):
                     if i not in chain.seen and log.exists():
@@ -805,6 +834,7 @@ class Grid:
             for chain in [c for c in self.running if c.job.done()]:
                 self.running.remove(chain)
                 free.append(chain.slot)
+                free.extend(chain.extra_slots)
                 self.finish(chain)
                 self.dirty = True
             if self.interrupted and not cancelled:
@@ -945,7 +975,7 @@ def _dry_run(grid: Grid, out: TextIO) -> None:
     settings = grid.settings
     if settings.executor == "local":
         slots = plan_slots(settings)
-        print(f"executor local, {describe_slots(slots)}", file=out)
+        print(f"executor local, {describe_local(settings, slots)}", file=out)
     elif settings.executor == "slurm":
         script = sbatch_script(make_executor(settings, grid.run_dir / "submitit", preview=True))
         print(f"executor slurm, {settings.jobs or SLURM_DEFAULT_JOBS} jobs at once; each job's sbatch file:", file=out)

@@ -74,7 +74,7 @@ def pipeline_stages(names=("a", "b", "c"), flaky: bool = True) -> dict:
             "do": {
                 "cmd": "python step.py eval results/${item}/metrics.json",
                 "deps": ["runs/${item}.pt"],
-                "metrics": [{"results/${item}/metrics.json": {"cache": False}}],
+                "outs": [{"results/${item}/metrics.json": {"cache": False}}],  # as dvc.yaml declares it
             },
         },
         "report": {"cmd": "python step.py report report.txt", "deps": ["results"], "outs": ["report.txt"]},
@@ -472,3 +472,23 @@ def test_command_line_errors(tmp_path, capsys):
         assert "3 jobs" in capsys.readouterr().out
     finally:
         os.chdir(cwd)
+
+
+def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path, monkeypatch):
+    import pipeline.executors
+
+    monkeypatch.setattr(pipeline.executors, "cpu_count", lambda: 6)
+    root = make_project(tmp_path / "p", pipeline_stages(names=("a", "b", "c"), flaky=False))
+    outcome, text = run_grid(root, gpus="none")
+    assert outcome.exit_code == 0, text
+    assert "up to 6 jobs on the cpu" in text
+    threads = {c.names[0]: c.result.threads for c in outcome.chains}
+    assert threads["make"] == "6"  # alone: every core
+    assert [threads[f"train@{n}"] for n in "abc"] == ["2", "2", "2"]  # three ready at once: two cores each
+    envs = [json.loads((root / f"results/{n}/metrics.json").read_text())["env"] for n in "abc"]
+    assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
+
+    monkeypatch.setattr(pipeline.executors, "cpu_count", lambda: 6)
+    root = make_project(tmp_path / "q", pipeline_stages(names=("a", "b", "c"), flaky=False))
+    outcome, text = run_grid(root, gpus="none", jobs=6)  # jobs given: one thread each, as asked
+    assert {c.result.threads for c in outcome.chains} == {"1"}
