@@ -823,7 +823,8 @@ class Grid:
                 if share_cores and not self.is_exclusive(chain):
                     # the free cores split evenly among this job and the ones queued behind it, so that
                     # four runs on 16 cores get 4 threads each rather than one each and 12 idle cores
-                    threads = max(1, (len(free) + 1) // (len(self.queue) + 1))
+                    waiting = sum(not self.is_exclusive(c) for c in self.queue)  # an exclusive one runs alone later
+                    threads = max(1, (len(free) + 1) // (waiting + 1))
                     chain.extra_slots = [free.popleft() for _ in range(threads - 1)]
                     slot = replace(slot, threads=threads)
                 self.submit(executor, chain, slot)

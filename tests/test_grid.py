@@ -476,19 +476,24 @@ def test_command_line_errors(tmp_path, capsys):
 
 def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path, monkeypatch):
     import pipeline.executors
+    import pipeline.grid
 
     monkeypatch.setattr(pipeline.executors, "cpu_count", lambda: 6)
-    root = make_project(tmp_path / "p", pipeline_stages(names=("a", "b", "c"), flaky=False))
-    outcome, text = run_grid(root, gpus="none")
+    monkeypatch.setattr(pipeline.grid, "cpu_count", lambda: 6)
+    stages = pipeline_stages(names=("a", "b", "c"), flaky=False)
+    stages["latency"] = {"cmd": "python step.py x lat.txt", "deps": ["data"], "outs": ["lat.txt"]}
+    root = make_project(tmp_path / "p", stages)
+    outcome, text = run_grid(root, gpus="none", exclusive=["latency"])
     assert outcome.exit_code == 0, text
     assert "up to 6 jobs on the cpu" in text
     threads = {c.names[0]: c.result.threads for c in outcome.chains}
     assert threads["make"] == "6"  # alone: every core
-    assert [threads[f"train@{n}"] for n in "abc"] == ["2", "2", "2"]  # three ready at once: two cores each
+    # three ready at once: two cores each (the exclusive latency stage, queued too, runs alone afterwards)
+    assert [threads[f"train@{n}"] for n in "abc"] == ["2", "2", "2"]
+    assert threads["latency"] == "6"
     envs = [json.loads((root / f"results/{n}/metrics.json").read_text())["env"] for n in "abc"]
     assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
 
-    monkeypatch.setattr(pipeline.executors, "cpu_count", lambda: 6)
     root = make_project(tmp_path / "q", pipeline_stages(names=("a", "b", "c"), flaky=False))
     outcome, text = run_grid(root, gpus="none", jobs=6)  # jobs given: one thread each, as asked
     assert {c.result.threads for c in outcome.chains} == {"1"}
