@@ -31,9 +31,10 @@ PretrainedFile = PathLike | Mapping[str, PathLike | None] | None
 
 __all__ = [
     "PretrainedCfg",
-    "architecture_kwargs",
-    "PretrainedFileError",
     "PretrainedFile",
+    "PretrainedFileError",
+    "PretrainedFileNotFoundError",
+    "architecture_kwargs",
     "build_model_with_cfg",
     "load_pretrained",
     "read_state_dict",

@@ -29,7 +29,7 @@ import numpy as np
 from datasets.fsutil import atomic_write_json
 from models.registry import model_info
 from pipeline.cli import UserError, run
-from pipeline.params import ModelSpec, load_params
+from pipeline.params import ModelSpec, create_entry_model, load_params
 
 # torch and the model code are imported in `measure`, after the arguments have been checked.
 
@@ -78,17 +78,14 @@ def measure(
     """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
-    from models import ModelArgumentError, create_model
     from models.complexity import count_params, fvcore_gflops
     from models.pretrained import architecture_kwargs
     from pipeline.inference import fast_model
 
     size = model_info(spec.builder).fixed_input_size or size
     torch.manual_seed(0)
-    try:  # the counts and the latency do not depend on the weights: no pretrained file is read
-        model = create_model(spec.builder, **architecture_kwargs(spec.model_kwargs)).eval()
-    except (TypeError, ModelArgumentError) as err:
-        raise UserError(f"models.{spec.key}.model_kwargs {spec.model_kwargs}: {err}") from err
+    # the counts and the latency do not depend on the weights: no pretrained file is read
+    model = create_entry_model(spec.key, spec.builder, architecture_kwargs(spec.model_kwargs)).eval()
     _checked(model, size, spec.key)
     row = {
         "model": spec.key,
@@ -133,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="measure the torch.compile'd model")
     args = parser.parse_args(argv)
     all_params = load_params()
-    for name in ("size", "repeats", "warmup"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(all_params.complexity, name))
+    all_params.complexity.fill(args)
     if args.repeats < 1:
         parser.error(f"argument --repeats: must be at least 1, got {args.repeats}")
     if args.warmup < 0:

@@ -190,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
     args = parser.parse_args(argv)
-    params = load_params().evaluate
-    for name in ("split", "batch_size", "bootstrap", "device", "compile"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(params, name))
+    load_params().evaluate.fill(args)
     if args.batch_size < 1:
         parser.error(f"argument --batch-size: must be at least 1, got {args.batch_size}")
     if args.bootstrap < 0:

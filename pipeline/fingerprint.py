@@ -57,20 +57,17 @@ def weight_files(model_kwargs: dict) -> list[str]:
     return sorted(str(p) for p in paths if p is not None)
 
 
-def weights_digest(files: list[str]) -> str:
-    """A hash of the weight files' contents, read in chunks; a file not there yet hashes as missing (the
-    train stage then reports it), so its arrival changes the hash."""
+def weight_file_sha256(name: str) -> str:
+    """sha256 of a weight file, read in chunks; "missing" for a file not there yet (the train stage then
+    reports it), so that its arrival changes the fingerprint."""
     digest = hashlib.sha256()
-    for name in files:
-        digest.update(name.encode() + b"\0")
-        try:
-            with open(name, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 24), b""):
-                    digest.update(chunk)
-        except FileNotFoundError:
-            digest.update(b"missing")
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+    try:
+        with open(name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return "missing"
+    return digest.hexdigest()
 
 
 def fingerprints(params_path: str | None = None) -> dict:
@@ -78,13 +75,17 @@ def fingerprints(params_path: str | None = None) -> dict:
     from models.registry import MODEL_PACKAGES, model_info
 
     params = load_params(params_path)
-    models = {}
+    models, shas = {}, {}  # shas: each weight file read once, however many entries start from it
     for key in params.models:
         spec = params.model_spec(key)
-        models[key] = files_digest(module_sources(model_info(spec.builder).module, *MODEL_PACKAGES))
-        weights = weight_files(spec.model_kwargs)
-        if weights:  # entries without weight files keep the code-only hash
-            models[key] = hashlib.sha256(f"{models[key]}+{weights_digest(weights)}".encode()).hexdigest()[:16]
+        code = files_digest(module_sources(model_info(spec.builder).module, *MODEL_PACKAGES))
+        files = weight_files(spec.model_kwargs)
+        for name in files:
+            if name not in shas:
+                shas[name] = weight_file_sha256(name)
+        weights = "".join(f"+{name}={shas[name]}" for name in files)
+        # entries without weight files keep the code-only hash
+        models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16] if weights else code
     return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models}
 
 

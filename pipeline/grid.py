@@ -241,11 +241,10 @@ def deps_bytes(stage: Any) -> int:
 
 
 def dice_of(stages: list[Any]) -> float | None:
-    """Test Dice (percent) from a ``metrics.json`` output (or a JSON metrics file) with a ``dice.mean`` entry."""
+    """Test Dice (percent) from a JSON output of ``stages`` with a ``dice.mean`` entry (evaluate's metrics.json)."""
     for stage in reversed(stages):
         for out in stage.outs:
-            path = str(out.fs_path)
-            if path.endswith(".json") and (out.is_metric or Path(path).name == "metrics.json"):
+            if str(out.fs_path).endswith(".json"):
                 try:
                     return float(json.loads(Path(out.fs_path).read_text(encoding="utf-8"))["dice"]["mean"])
                 except (OSError, ValueError, KeyError, TypeError):

@@ -29,6 +29,14 @@ class ParamsError(UserError):
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    def fill(self, args: Any) -> None:
+        """Set every attribute of ``args`` (an argparse namespace) that is None to this section's value of
+        the same name: the command line overrides params.yaml, which is read only after parsing (so that
+        ``--help`` works whatever params.yaml holds)."""
+        for name in type(self).model_fields:
+            if getattr(args, name, ...) is None:
+                setattr(args, name, getattr(self, name))
+
 
 class DatasetEntry(Section):
     raw: str  # folder of the dataset as downloaded
@@ -194,6 +202,18 @@ class Params(BaseModel):
             model_kwargs=dict(entry.model_kwargs),
             recipe=self.train.model_copy(update=entry.overrides),
         )
+
+
+def create_entry_model(key: str, builder: str, model_kwargs: dict[str, Any]):
+    """``create_model(builder, **model_kwargs)`` for the ``models.<key>`` entry; a keyword the builder does
+    not take or a value it refuses (a weight file that is missing or does not fit) is a UserError naming
+    the entry."""
+    from models.registry import ModelArgumentError, create_model
+
+    try:
+        return create_model(builder, **model_kwargs)
+    except (TypeError, ModelArgumentError) as err:
+        raise UserError(f"models.{key}.model_kwargs {model_kwargs}: {err}") from err
 
 
 def params_path(path: str | os.PathLike | None = None) -> Path:

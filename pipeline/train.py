@@ -528,8 +528,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     from tqdm import tqdm
 
     from datasets.fsutil import atomic_write_json
-    from models import ModelArgumentError, create_model
     from pipeline.checkpoint import load_checkpoint, model_state, non_finite_tensors, save_checkpoint
+    from pipeline.params import create_entry_model
     from pipeline.recipe import BceDiceLoss, warmup_poly_factor
     from pipeline.runtime import autocast_dtype, device_name, interactive, seed_everything, set_rng_state
 
@@ -544,10 +544,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     seed_everything(cfg.seed)
     train_loader, val_loader, sampler = make_loaders(cfg, split, rank, world, device)
-    try:
-        model = create_model(cfg.builder, **cfg.model_kwargs).to(device)
-    except (TypeError, ModelArgumentError) as err:  # a key the builder does not take, a weight file that does not fit
-        raise UserError(f"models.{cfg.model}.model_kwargs {cfg.model_kwargs}: {err}") from err
+    model = create_entry_model(cfg.model, cfg.builder, cfg.model_kwargs).to(device)
     check_model_runs(model, cfg, device)
 
     # Every check has passed: only now is the run folder touched
