@@ -36,13 +36,13 @@ repro-paper: $(STAMP)
 
 # Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
 bench-grid: $(STAMP)
-	$(RUN) $(PY) -m pipeline.bench_grid --jobs $(or $(JOBS),2)
+	$(RUN) $(PY) -m pipeline.tools.bench_grid --jobs $(or $(JOBS),2)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	$(PY) -m pipeline.bench --models dyglnet --size 224 --batch 4
+	$(PY) -m pipeline.tools.bench --models dyglnet --size 224 --batch 4
 
 clean-venv:
 	rm -rf $(VENV)

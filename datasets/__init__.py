@@ -1,21 +1,7 @@
-"""Dataset adapters (original layouts -> image/mask pairs), the reader, splits and the torch data path.
+"""Data: the dataset adapters (``datasets/adapters/``: one file per dataset, its downloaded layout -> image/mask
+pairs), the reader, the splits and the torch data path.
 
-`datasets.torch_data` (torch, albumentations) is not imported here, so preparing data needs neither.
+This file imports nothing, so that a module that needs one part (``datasets.torch_data`` for training,
+``datasets.registry`` for a name) runs only that part: the code fingerprint of each DVC stage covers the files it
+can execute, and an adapter's file counts only for the ``prepare`` stage of its own dataset.
 """
-
-from datasets.base import Adapter, DatasetError, DatasetWarning, Pair
-from datasets.reader import load_image, load_mask
-from datasets.registry import ADAPTERS, get_adapter
-from datasets.splits import resolve_selection
-
-__all__ = [
-    "ADAPTERS",
-    "Adapter",
-    "DatasetError",
-    "DatasetWarning",
-    "Pair",
-    "get_adapter",
-    "load_image",
-    "load_mask",
-    "resolve_selection",
-]

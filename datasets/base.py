@@ -10,13 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.errors import UserError
+
 # The file suffixes the reader (`datasets.reader`) decodes: the one list used by the adapters and predict.
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 _JUNK = frozenset({"thumbs.db", "desktop.ini"})
 MAX_LISTED = 10
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """Bad or unexpected input data; the message names the file and the problem."""
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.fsutil import atomic_dir
+from core.fsutil import atomic_dir
 
 SCENES = ("polyp", "skin", "tumour", "gland", "nuclei")
 
@@ -356,6 +356,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline.cli import run
+    from core.cli import run
 
     raise SystemExit(run(main))

@@ -18,24 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import UserError
+from core.sources import module_sources
+
 if TYPE_CHECKING:
     import torch.nn as nn
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_PACKAGES = ("models", "baselines")  # where registered builders live
-REPO_PACKAGES = ("models", "baselines", "datasets", "pipeline", "reports")  # first-party import roots
 
 ModelBuilder = Callable[..., "nn.Module"]
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     """A model name that no ``@register_model`` function defines."""
 
     def __str__(self) -> str:  # KeyError would print the message with quotes around it
         return str(self.args[0])
 
 
-class ModelArgumentError(ValueError):
+class ModelArgumentError(UserError, ValueError):
     """A builder argument the model cannot take (a weight file that is missing or does not fit, a download
     request): the user's input, not a bug; the message names the argument and, for a file, the file."""
 
@@ -214,55 +215,6 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if name not in _BUILDERS:
         raise RuntimeError(f"{info.module} was imported but registered no builder {name!r}")
     return _BUILDERS[name](**kwargs)
-
-
-def module_file(module: str) -> Path | None:
-    """The source file of a first-party module (``pkg/mod.py`` or ``pkg/__init__.py``), else None."""
-    parts = module.split(".")
-    if parts[0] not in REPO_PACKAGES:
-        return None
-    base = REPO_ROOT.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports_of(path: Path) -> set[str]:
-    """First-party modules that ``path`` imports (at any depth of the file), with their packages."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import mod`
-    found = set()
-    for name in names:
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
-            if module_file(".".join(parts[:i])) is not None:
-                found.add(".".join(parts[:i]))
-    return found
-
-
-def module_sources(*modules: str) -> list[str]:
-    """Repository-relative source files of ``modules`` and every first-party module they import, transitively."""
-    seen: set[str] = set()
-    todo = list(modules)
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        parts = module.split(".")
-        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # its packages' __init__.py run first
-        path = module_file(module)
-        if path is not None:
-            todo.extend(_imports_of(path) - seen)
-    files = {module_file(m) for m in seen}
-    return sorted(str(f.relative_to(REPO_ROOT)) for f in files if f is not None)
 
 
 def model_sources(name: str) -> list[str]:

@@ -13,7 +13,7 @@ the interquartile range (``cpu_latency_iqr_ms``, p75 - p25) and the 10th/90th pe
 (``cpu_latency_p10_ms``/``cpu_latency_p90_ms``) over the timed runs, on the CPU with this process's
 threads (``cpu_threads``), and the same ``gpu_*`` keys on a CUDA device when there is one (synchronised
 before and after each pass). By default the model runs as built (eager); ``--fold-bn`` and
-``--compile`` measure the fast path of ``pipeline.inference`` that evaluate and predict use, and
+``--compile`` measure the fast path of ``engine.inference`` that evaluate and predict use, and
 ``inference`` in the JSON says which path was measured. Parameters and GFLOPs are those of the model
 as built. Models that accept one input size only (``fixed_input_size``) are measured at that size
 (``input_size`` in the JSON). Defaults come from the ``complexity:`` section of params.yaml.
@@ -26,10 +26,11 @@ import time
 
 import numpy as np
 
-from datasets.fsutil import atomic_write_json
+from core.cli import run
+from core.errors import UserError
+from core.fsutil import atomic_write_json
+from engine.params import ModelSpec, create_entry_model, load_params
 from models.registry import model_info
-from pipeline.cli import UserError, run
-from pipeline.params import ModelSpec, create_entry_model, load_params
 
 # torch and the model code are imported in `measure`, after the arguments have been checked.
 
@@ -78,9 +79,9 @@ def measure(
     """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
+    from engine.inference import fast_model
     from models.complexity import count_params, fvcore_gflops
     from models.pretrained import architecture_kwargs
-    from pipeline.inference import fast_model
 
     size = model_info(spec.builder).fixed_input_size or size
     torch.manual_seed(0)
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="default: complexity.size")
     parser.add_argument("--repeats", type=int, help="timed forward passes (default: complexity.repeats)")
     parser.add_argument("--warmup", type=int, help="untimed forward passes first (default: complexity.warmup)")
-    parser.add_argument("--fold-bn", action="store_true", help="measure with BatchNorm folded (pipeline.inference)")
+    parser.add_argument("--fold-bn", action="store_true", help="measure with BatchNorm folded (engine.inference)")
     parser.add_argument("--compile", action="store_true", help="measure the torch.compile'd model")
     args = parser.parse_args(argv)
     all_params = load_params()

@@ -3,19 +3,19 @@
     python -m pipeline.evaluate --data data/prepared/synthetic --checkpoint runs/.../best.pt --out DIR
                                 [--split test] [--batch-size 16] [--device auto] [--compile]
 
-Writes ``per_image.csv`` (id, then every metric ``pipeline.metrics.image_metrics`` returns, in its
+Writes ``per_image.csv`` (id, then every metric ``engine.metrics.image_metrics`` returns, in its
 units: fractions, HD95 in pixels), ``metrics.json`` (per metric: mean, std, 95% bootstrap CI over
-images, scaled by ``pipeline.metrics.REPORT_SCALE``: the six paper metrics in percent, HD95 in pixels;
+images, scaled by ``engine.metric_names.REPORT_SCALE``: the six paper metrics in percent, HD95 in pixels;
 ``units`` names each unit; ``img_size``/``prepared_size`` the two sizes below), ``timing.json``
 (throughput of the forward pass) and ``pred/<id>.png`` (predicted masks at the prepared size, 0/255).
-See ``pipeline.metrics`` for the definitions and the rules for empty masks.
+See ``engine.metrics`` for the definitions and the rules for empty masks.
 
 Sizes: the model runs at the size it was trained at (the checkpoint's ``img_size``); the metrics are
 computed against the prepared masks at the prepared size, so HD95 is in the prepared data's pixels
 whatever the training size. When the two differ, the normalised images are resized bilinearly to the
 training size, and the logits bilinearly back to the prepared size before thresholding; the log says so.
 
-Inference runs under ``torch.inference_mode()`` on the fast path of ``pipeline.inference`` (BatchNorm
+Inference runs under ``torch.inference_mode()`` on the fast path of ``engine.inference`` (BatchNorm
 folded into convolutions where that leaves the output unchanged; ``torch.compile`` with ``--compile`` or
 ``evaluate.compile: true``). Defaults come from the ``evaluate:`` section of params.yaml.
 """
@@ -30,9 +30,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.cli import run
+from core.errors import UserError
 from datasets.base import DatasetError
-from pipeline.cli import UserError, run
-from pipeline.params import load_params
+from engine.params import load_params
 
 # torch, pandas, OpenCV and the models are imported inside `evaluate`, not here: a wrong argument is
 # then reported before the seconds those imports take.
@@ -90,11 +91,13 @@ def evaluate(
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
-    from datasets.fsutil import atomic_write_bytes, atomic_write_json
+    from core.fsutil import atomic_write_bytes, atomic_write_json
     from datasets.torch_data import SegmentationArrays, build_transforms
-    from pipeline.inference import device_for, fast_model, load_for_inference
-    from pipeline.metrics import METRIC_UNITS, REPORT_SCALE, binarize_logits, image_metrics, summarize
-    from pipeline.runtime import interactive
+    from engine.inference import device_for, fast_model, load_for_inference
+    from engine.metric_names import METRIC_UNITS, REPORT_SCALE
+    from engine.metrics import binarize_logits, image_metrics
+    from engine.runtime import interactive
+    from engine.stats import summarize
 
     data, out_dir = Path(data), Path(out)
     ids = split_ids(data, split)

@@ -21,10 +21,11 @@ import hashlib
 
 import yaml
 
-from datasets.fsutil import atomic_write_text
-from models.registry import REPO_ROOT, module_sources
-from pipeline.cli import run
-from pipeline.params import load_params
+from core.cli import run
+from core.fsutil import atomic_write_text
+from core.paths import REPO_ROOT
+from core.sources import module_sources
+from engine.params import load_params
 
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {

@@ -30,8 +30,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cli import run
+from core.errors import UserError
 from datasets.base import IMAGE_EXTS, DatasetError, image_files, listing
-from pipeline.cli import UserError, run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,7 +139,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: floa
 def _write_png(path: Path, array: np.ndarray) -> None:
     import cv2
 
-    from datasets.fsutil import atomic_write_bytes
+    from core.fsutil import atomic_write_bytes
 
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
@@ -172,11 +173,11 @@ def predict(
     import numpy as np
     from tqdm import tqdm
 
-    from datasets.fsutil import atomic_write_json
+    from core.fsutil import atomic_write_json
     from datasets.reader import load_image
     from datasets.torch_data import build_transforms
-    from pipeline.inference import device_for, fast_model, load_for_inference
-    from pipeline.runtime import interactive
+    from engine.inference import device_for, fast_model, load_for_inference
+    from engine.runtime import interactive
 
     device = device_for(device_name)
     model, cfg = load_for_inference(checkpoint, device)

@@ -4,7 +4,7 @@
                                [--split-by-patient] [--params params.yaml]
 
 Defaults for --size, --seed and --split-by-patient come from the `prepare:` section of params.yaml
-(read and validated by `pipeline.params.load_params`; `--params` names another file); flags override them.
+(read and validated by `engine.params.load_params`; `--params` names another file); flags override them.
 
 Output (`--out`, written to a temporary folder next to it and renamed at the end, so an existing
 `--out` is replaced only on success). An existing `--out` is replaced only when it is empty or is an
@@ -45,14 +45,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.cli import run
+from core.fsutil import atomic_dir
 from datasets.base import Adapter, DatasetError, DatasetWarning, Pair, listing
-from datasets.fsutil import atomic_dir
 from datasets.reader import MASK_RULES, as_rgb, binarize_with_rule, decode, read_bytes
-from datasets.registry import ADAPTERS, get_adapter
+from datasets.registry import adapter_names, get_adapter
 from datasets.resize import resize_image, resize_mask
 from datasets.splits import grouped_split, official_split, random_split
-from pipeline.cli import run
-from pipeline.params import load_params
+from engine.params import load_params
 
 MANIFEST_FORMAT = 2  # 2: mask_rule_counts and foreground_percent added
 OUTPUT_FILES = frozenset({"images.npy", "masks.npy", "ids.json", "split.json", "groups.json", "manifest.json"})
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m pipeline.prepare", description="Validate, resize and split a segmentation dataset."
     )
-    ap.add_argument("--dataset", required=True, choices=sorted(ADAPTERS), help="dataset adapter")
+    ap.add_argument("--dataset", required=True, choices=adapter_names(), help="dataset adapter")
     ap.add_argument("--raw", required=True, type=Path, help="the dataset as downloaded")
     ap.add_argument("--out", required=True, type=Path, help="output folder (replaced on success)")
     ap.add_argument("--size", type=int, help="side of the square output images (params: prepare.size, 224)")

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run
+from core.cli import run
 
 
 def write_outputs(out: Path, files: dict[str, str | bytes]) -> list[Path]:
     """Write every file atomically into ``out``; returns the paths."""
-    from datasets.fsutil import atomic_write_bytes
+    from core.fsutil import atomic_write_bytes
 
     written = []
     for name, content in files.items():
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default=None, help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
 
-    from pipeline.params import load_params
+    from engine.params import load_params
 
     params = load_params(args.params)
     written = write_reports(

@@ -41,8 +41,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.checkpoint import CheckpointError
-from pipeline.cli import UserError, run
+from core.cli import run
+from core.errors import UserError
+from engine.checkpoint import CheckpointError
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +127,7 @@ class TrainConfig:
         """Defaults <- params.yaml ``train:`` <- ``models.<model>:`` <- explicit overrides (None = not given)."""
         from pydantic import ValidationError
 
-        from pipeline.params import TrainParams, describe, load_params
+        from engine.params import TrainParams, describe, load_params
 
         params = load_params()
         spec = params.model_spec(overrides["model"])  # UnknownModelError for a name nobody registered
@@ -248,7 +249,7 @@ def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
     import torch
     import torch.distributed as dist
 
-    from pipeline.runtime import resolve_device
+    from engine.runtime import resolve_device
 
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return 0, 1, resolve_device(device_name)
@@ -294,7 +295,7 @@ def gather_rng_states(world: int):
     """This process's RNG states, or every process's (a list) under torchrun."""
     import torch.distributed as dist
 
-    from pipeline.runtime import rng_state
+    from engine.runtime import rng_state
 
     state = rng_state()
     if world == 1:
@@ -353,11 +354,11 @@ def make_loaders(cfg: TrainConfig, split: dict, rank: int, world: int, device: t
 
 
 def dice_sum(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Sum over the batch of per-image Dice at threshold 0.5 (as ``pipeline.metrics``: 1 when prediction
+    """Sum over the batch of per-image Dice at threshold 0.5 (as ``engine.metrics``: 1 when prediction
     and target are both empty), computed on the device without a host sync."""
     import torch
 
-    from pipeline.metrics import binarize_logits, confusion_counts
+    from engine.metrics import binarize_logits, confusion_counts
 
     c = confusion_counts(binarize_logits(logits), masks > 0.5)
     num, den = 2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]
@@ -458,7 +459,7 @@ def decide_resume(out: Path, fingerprint: dict, required: bool) -> tuple[bool, s
     """(continue from OUT/resume.pt?, the line to print). A missing, unreadable or different resume.pt is
     a CheckpointError when ``required`` (--resume); otherwise a different or unreadable one is set aside
     as ``resume.pt.stale`` and the run starts from scratch."""
-    from pipeline.checkpoint import load_checkpoint
+    from engine.checkpoint import load_checkpoint
 
     path = out / "resume.pt"
     if not path.exists():
@@ -494,7 +495,7 @@ def kept_files(out: Path, resume_epoch: int | None, best_epoch: int | None) -> s
 
 def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
     """best.pt: what evaluation and prediction need, and nothing else."""
-    from pipeline.checkpoint import save_checkpoint
+    from engine.checkpoint import save_checkpoint
 
     best_dice = None if best["val_dice"] == -math.inf else round(best["val_dice"], 4)  # percent
     state = {"model": weights, "config": asdict(cfg), "epoch": best["epoch"], "best_val_dice": best_dice}
@@ -502,7 +503,7 @@ def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
-    from datasets.fsutil import atomic_write_bytes
+    from core.fsutil import atomic_write_bytes
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
@@ -527,11 +528,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     from torch.nn.parallel import DistributedDataParallel
     from tqdm import tqdm
 
-    from datasets.fsutil import atomic_write_json
-    from pipeline.checkpoint import load_checkpoint, model_state, non_finite_tensors, save_checkpoint
-    from pipeline.params import create_entry_model
-    from pipeline.recipe import BceDiceLoss, warmup_poly_factor
-    from pipeline.runtime import autocast_dtype, device_name, interactive, seed_everything, set_rng_state
+    from core.fsutil import atomic_write_json
+    from engine.checkpoint import load_checkpoint, model_state, non_finite_tensors, save_checkpoint
+    from engine.params import create_entry_model
+    from engine.recipe import BceDiceLoss, warmup_poly_factor
+    from engine.runtime import autocast_dtype, device_name, interactive, seed_everything, set_rng_state
 
     out = Path(cfg.out)
     split = check_prepared(Path(cfg.data))

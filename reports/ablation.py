@@ -7,7 +7,7 @@ GFLOPs of every variant from ``results/complexity/<key>.json``, and the differen
 
 from __future__ import annotations
 
-from pipeline.metrics import metric_key
+from engine.metric_names import metric_key
 from reports import latex, paper, provenance
 from reports.comparison import marking_text, metric_table, uncertainty_text
 from reports.inputs import Inputs

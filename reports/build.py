@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics import PAPER_METRICS
+from engine.metric_names import PAPER_METRICS
 from reports import ablation, claims, comparison, complexity, figures, paper_vs_ours, significance, summary
 from reports.flags import val_dice_percent
 from reports.inputs import Inputs

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics import SURFACE_TOLERANCE_PX
+from engine.metric_names import SURFACE_TOLERANCE_PX
 from reports import flags, provenance, summary
 from reports.comparison import uncertainty_text
 from reports.inputs import Inputs

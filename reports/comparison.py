@@ -7,7 +7,7 @@ Tables 2-3. HD95, which the paper does not print, follows in its own table.
 
 from __future__ import annotations
 
-from pipeline.metrics import LOWER_IS_BETTER, METRIC_LABELS, METRIC_SHORT_LABELS, METRIC_UNITS
+from engine.metric_names import LOWER_IS_BETTER, METRIC_LABELS, METRIC_SHORT_LABELS, METRIC_UNITS
 from reports import flags, latex, paper, provenance, summary
 from reports.inputs import Inputs
 from reports.table import DAGGER_NOTE, Column, Table, mark_best, to_markdown

@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from datasets import DatasetError, get_adapter
-from pipeline.cli import UserError
-from pipeline.metrics import PAPER_METRICS
+from core.errors import UserError
+from datasets.base import DatasetError
+from datasets.registry import get_adapter
+from engine.metric_names import PAPER_METRICS
 from reports import provenance
 from reports.table import family_rank
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.cli import UserError
-from pipeline.metrics import PAPER_METRICS, metric_key
+from core.errors import UserError
+from engine.metric_names import PAPER_METRICS, metric_key
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
 CITATION = "Zhao et al., Pattern Recognition 2025"

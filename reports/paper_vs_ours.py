@@ -6,7 +6,7 @@ them); "–" where the paper has no value.
 
 from __future__ import annotations
 
-from pipeline.metrics import METRIC_LABELS, metric_key
+from engine.metric_names import METRIC_LABELS, metric_key
 from reports import paper, provenance, summary
 from reports.complexity import THOP_NOTE
 from reports.inputs import Inputs

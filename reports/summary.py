@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics import PAPER_METRICS, REPORT_SCALE, bootstrap_means, summarize
+from engine.metric_names import PAPER_METRICS, REPORT_SCALE
+from engine.stats import bootstrap_means, summarize
 from reports import flags
 from reports.inputs import Inputs
 from reports.table import Cell, Row

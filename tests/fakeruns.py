@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.metrics import ALL_METRICS, PAPER_METRICS, REPORT_SCALE, image_metrics, summarize
+from engine.metric_names import ALL_METRICS, PAPER_METRICS, REPORT_SCALE
+from engine.metrics import image_metrics
+from engine.stats import summarize
 
 PAPER_MODELS = [
     "unet", "attention_unet", "unetpp", "dcsaunet", "m2snet", "cmunext_l", "missformer", "swinunet", "hiformer_b",

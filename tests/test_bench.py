@@ -1,4 +1,4 @@
-"""pipeline.bench: the table and JSON, the authors'-code comparison, bad folders as one-line errors."""
+"""pipeline.tools.bench: the table and JSON, the authors'-code comparison, bad folders as one-line errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import textwrap
 
 import pytest
 
-from pipeline.bench import load_authors_model, main
-from pipeline.cli import UserError, run
+from core.cli import run
+from core.errors import UserError
+from pipeline.tools.bench import load_authors_model, main
 
 # A stand-in for the authors' release with the same shape of file: timm's register_model on the builder.
 FAKE_RELEASE = textwrap.dedent(
@@ -52,7 +53,7 @@ def test_authors_comparison_rows_and_ratios(tmp_path, capsys):
     (ratio,) = report["ours_over_authors"]
     expected = rows["ours"]["train_images_per_s"] / rows["authors"]["train_images_per_s"]
     assert ratio["train_ratio"] == pytest.approx(expected, rel=1e-2, abs=1e-3)
-    assert report["environment"]["command"].startswith("python -m pipeline.bench --models dyglnet")
+    assert report["environment"]["command"].startswith("python -m pipeline.tools.bench --models dyglnet")
     printed = capsys.readouterr().out
     assert "ours (eager) / authors (eager): training" in printed and "authors" in printed
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import create_model
-from pipeline.checkpoint import (
+from engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_model_from_checkpoint,
     model_state,
     save_checkpoint,
 )
+from models import create_model
 
 CONFIG = {"model": "tiny_run", "builder": "dyglnet", "model_kwargs": {"depths": [1, 1, 1]}, "img_size": 32}
 

@@ -2,7 +2,7 @@
 
 Each case runs the real ``python -m MODULE ARGS`` in a subprocess, from a scratch working directory that
 holds either a copy of the repository's params.yaml or a broken one. The output must be one line
-``error: ...`` on stderr (the convention of ``pipeline.cli.run``) or argparse's usage and
+``error: ...`` on stderr (the convention of ``core.cli.run``) or argparse's usage and
 ``PROG: error: ...``, and must name the problem. Cases marked ``early`` (the argument checks of
 datasets, prepare, evaluate, predict, complexity and bench_loader) must fail before torch is imported
 (checked with a ``sitecustomize`` that records the imported modules at exit) and within 5 s.
@@ -244,7 +244,7 @@ CASES = [
     ),
     (
         "bench-unknown-model",
-        "pipeline.bench",
+        "pipeline.tools.bench",
         ["--models", "nope", "--json", "{tmp}/b.json"],
         "good",
         "unknown model 'nope'",
@@ -252,14 +252,14 @@ CASES = [
     ),
     pytest.param(
         "bench-size-not-multiple-of-16",
-        "pipeline.bench",
+        "pipeline.tools.bench",
         ["--models", "dyglnet", "--size", "33", "--steps", "1", "--warmup", "0", "--json", "{tmp}/b.json"],
         "good",
         "33",
         False,
     ),
-    ("bench_loader-missing-data", "pipeline.bench_loader", ["--data", "{tmp}/missing"], "good", "no such folder", True),
-    ("bench_loader-zero-batch", "pipeline.bench_loader", ["--data", "{prep}", "--batch", "0"], "good", "--batch", True),
+    ("bench_loader-missing-data", "pipeline.tools.bench_loader", ["--data", "{tmp}/missing"], "good", "no such folder", True),
+    ("bench_loader-zero-batch", "pipeline.tools.bench_loader", ["--data", "{prep}", "--batch", "0"], "good", "--batch", True),
     ("models-bad-int", "models", ["--size", "abc"], "good", "invalid int value", False),
     ("models-unknown-name", "models", ["--deps", "nope"], "good", "unknown model 'nope'", False),
 ]

@@ -20,9 +20,9 @@ from fakedata import (
     save,
 )
 
-from datasets import ADAPTERS, DatasetError, get_adapter
-from datasets.base import pair_by_stem
+from datasets.base import DatasetError, pair_by_stem
 from datasets.reader import load_image, load_mask
+from datasets.registry import adapter_class, adapter_names, get_adapter
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
@@ -43,11 +43,12 @@ def test_pairs_ids_and_content(tmp_path, name):
 
 
 def test_registry_has_every_dataset():
-    assert set(ADAPTERS) == {"kvasir", "cvc", "brain_mri", "isic2016", "ph2", "glas", "tnbc", "folder", "synthetic"}
+    assert set(adapter_names()) == {"kvasir", "cvc", "brain_mri", "isic2016", "ph2", "glas", "tnbc", "folder", "synthetic"}
     with pytest.raises(DatasetError, match="unknown dataset"):
         get_adapter("nope")
-    for cls in ADAPTERS.values():
-        assert cls.layout and cls.split in ("8:1:1", "4:1", "official")
+    for name in adapter_names():
+        cls = adapter_class(name)
+        assert cls.name == name and cls.layout and cls.split in ("8:1:1", "4:1", "official")
 
 
 def test_raw_may_point_at_dataset_folder_or_above(tmp_path):
@@ -197,7 +198,8 @@ def test_python_m_datasets_lists_every_adapter(capsys):
 
     assert main([]) == 0
     out = capsys.readouterr().out
-    for name, cls in ADAPTERS.items():
+    for name in adapter_names():
+        cls = adapter_class(name)
         assert f"{name} ({cls.display_name}, split {cls.split}, masks: {cls.mask_kind})" in out
     assert main(["glas"]) == 0 and capsys.readouterr().out.startswith("glas (GlaS, split 8:1:1, masks: label)")
     with pytest.raises(DatasetError, match="unknown dataset 'nope'"):

@@ -12,8 +12,7 @@ import tifffile
 from fakedata import jpeg_bytes, save, save_tiff
 from PIL import Image
 
-from datasets import DatasetError
-from datasets.base import IMAGE_EXTS
+from datasets.base import IMAGE_EXTS, DatasetError
 from datasets.reader import (
     MASK_RULES,
     binarize,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from datasets import DatasetError, resolve_selection
-from datasets.splits import grouped_split, official_split, random_split, split_sizes
+from datasets.base import DatasetError
+from datasets.splits import grouped_split, official_split, random_split, resolve_selection, split_sizes
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import get_adapter
+from datasets.registry import get_adapter
 from datasets.synthetic import SCENES, generate, main, make_pair
 
 

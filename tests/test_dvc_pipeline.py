@@ -107,7 +107,7 @@ def _edit(work: Path, path: str, text: str):
 
 
 def test_bytecode_and_editor_files_change_nothing(work):
-    _run([sys.executable, "-c", "import models.dyglnet, baselines.unet, pipeline.params, datasets.reader"], work)
+    _run([sys.executable, "-c", "import models.dyglnet, baselines.unet, engine.params, datasets.reader"], work)
     assert list((work / "baselines").glob("__pycache__/*.pyc")), "bytecode was not written"
     (work / "models" / ".dyglnet.py.swp").write_text("swap")
     (work / "pipeline" / ".DS_Store").write_text("x")
@@ -127,7 +127,7 @@ def test_change_in_dyglnet_reruns_dyglnet_and_its_variants(work):
 
 
 def test_change_in_metrics_reruns_training_and_evaluation(work):
-    restore = _edit(work, "pipeline/metrics.py", "# a comment\n")
+    restore = _edit(work, "engine/metrics.py", "# a comment\n")
     expected = {s for m in MODELS for k in ("train", "evaluate") for s in _stages(k, m)}
     changed = _status(work)
     assert expected <= changed and not any(s.startswith(("complexity@", "prepare@")) for s in changed)

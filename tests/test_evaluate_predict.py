@@ -16,15 +16,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fakedata import save, tiny_checkpoint
 
-import pipeline.inference as inference
+import engine.inference as inference
+from core.cli import run
 from datasets.base import IMAGE_EXTS
 from datasets.torch_data import SegmentationArrays, build_transforms
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.metric_names import PAPER_METRICS, REPORT_SCALE
+from engine.metrics import image_metrics
 from models import create_model
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.cli import run
 from pipeline.evaluate import evaluate
 from pipeline.evaluate import main as evaluate_main
-from pipeline.metrics import PAPER_METRICS, REPORT_SCALE, image_metrics
 from pipeline.predict import main as predict_main
 
 REPO = Path(__file__).resolve().parents[1]

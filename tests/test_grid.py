@@ -16,7 +16,8 @@ import psutil
 import pytest
 import yaml
 
-from pipeline.executors import (
+from pipeline.grid import Grid, epoch_progress, main
+from pipeline.grid.executors import (
     GridSettings,
     GridSettingsError,
     cpu_count,
@@ -25,7 +26,6 @@ from pipeline.executors import (
     plan_slots,
     sbatch_script,
 )
-from pipeline.grid import Grid, epoch_progress, main
 
 STEP = """
 import json, os, pathlib, sys, time
@@ -460,7 +460,7 @@ def test_a_commit_cut_short_is_rolled_back_and_redone(tmp_path):
 
 
 def test_command_line_errors(tmp_path, capsys):
-    from pipeline.cli import run
+    from core.cli import run
 
     root = make_project(tmp_path / "p", pipeline_stages(names=("a",), flaky=False))
     cwd = os.getcwd()
@@ -475,10 +475,10 @@ def test_command_line_errors(tmp_path, capsys):
 
 
 def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path, monkeypatch):
-    import pipeline.executors
     import pipeline.grid
+    import pipeline.grid.executors
 
-    monkeypatch.setattr(pipeline.executors, "cpu_count", lambda: 6)
+    monkeypatch.setattr(pipeline.grid.executors, "cpu_count", lambda: 6)
     monkeypatch.setattr(pipeline.grid, "cpu_count", lambda: 6)
     stages = pipeline_stages(names=("a", "b", "c"), flaky=False)
     stages["latency"] = {"cmd": "python step.py x lat.txt", "deps": ["data"], "outs": ["lat.txt"]}

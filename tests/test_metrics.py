@@ -6,20 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import (
-    ALL_METRICS,
-    METRIC_LABELS,
-    METRIC_UNITS,
-    REPORT_SCALE,
-    SURFACE_TOLERANCE_PX,
-    binarize_logits,
-    hd95,
-    image_metrics,
-    metric_key,
-    overlap_metrics,
-    summarize,
-    surface_dice,
-)
+from engine.metric_names import ALL_METRICS, METRIC_LABELS, METRIC_UNITS, REPORT_SCALE, SURFACE_TOLERANCE_PX, metric_key
+from engine.metrics import binarize_logits, hd95, image_metrics, overlap_metrics, surface_dice
+from engine.stats import summarize
 
 
 def masks(*rows):

@@ -17,10 +17,10 @@ from fakedata import MAKERS, jpeg_bytes, make_brain, make_folder, make_isic, mak
 
 import datasets.reader as reader
 import pipeline.prepare as prep
-from datasets import DatasetError, DatasetWarning
+from core.cli import run
+from datasets.base import DatasetError, DatasetWarning
 from datasets.resize import resize_image
 from datasets.splits import split_sizes
-from pipeline.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_resize_rules():
 
 
 def _cli(capsys, *args, params: Path | None = None):
-    """`python -m pipeline.prepare ARGS` in-process (through pipeline.cli.run) with an empty params file."""
+    """`python -m pipeline.prepare ARGS` in-process (through core.cli.run) with an empty params file."""
     if params is None:
         params = Path(args[args.index("--out") + 1]).parent / "empty_params.yaml"
         params.write_text("")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from fakeruns import make_tree
 
-from pipeline.params import load_params
+from engine.params import load_params
 from pipeline.report import write_reports
 from reports import comparison, complexity
 from reports.inputs import ReportError, load_inputs

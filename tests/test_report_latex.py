@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fakeruns import PAPER_MODELS, make_tree
 
-from pipeline.params import load_params
+from engine.params import load_params
 from reports import ablation, comparison, complexity
 from reports.inputs import load_inputs
 from reports.latex import escape

@@ -18,12 +18,12 @@ import pytest
 import torch
 import yaml
 
-import pipeline.recipe
+import engine.recipe
 import pipeline.train as train_mod
-from pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pipeline.cli import UserError
-from pipeline.params import AugmentParams
-from pipeline.recipe import warmup_poly_factor
+from core.errors import UserError
+from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from engine.params import AugmentParams
+from engine.recipe import warmup_poly_factor
 from pipeline.train import NonFiniteError, TrainConfig, run_fingerprint, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def stop_after_epoch(monkeypatch, epochs_done: int) -> None:
 
 
 def test_autocast_dtype_follows_device_and_amp():
-    from pipeline.runtime import autocast_dtype
+    from engine.runtime import autocast_dtype
 
     assert autocast_dtype(torch.device("cuda"), True) == torch.float16
     assert autocast_dtype(torch.device("cuda"), False) is None
@@ -256,7 +256,7 @@ def test_divergence_after_checkpoints_names_what_is_kept(tiny_prepared, tmp_path
 def test_non_finite_training_loss_stops_with_epoch_and_step(tiny_prepared, tmp_path, monkeypatch):
     out = tmp_path / "nan"
     calls = {"n": 0}
-    real_forward = pipeline.recipe.BceDiceLoss.forward
+    real_forward = engine.recipe.BceDiceLoss.forward
 
     def poisoned(self, logits, target):
         calls["n"] += 1
@@ -264,7 +264,7 @@ def test_non_finite_training_loss_stops_with_epoch_and_step(tiny_prepared, tmp_p
         # epoch 1 = 2 training steps + 1 validation batch; call 5 is epoch 2, step 2
         return loss * float("nan") if calls["n"] == 5 else loss
 
-    monkeypatch.setattr(pipeline.recipe.BceDiceLoss, "forward", poisoned)
+    monkeypatch.setattr(engine.recipe.BceDiceLoss, "forward", poisoned)
     with pytest.raises(
         FloatingPointError, match=r"epoch 2, step 2; .*resume.pt holds the training state after epoch 1"
     ):
@@ -470,7 +470,7 @@ def test_deferred_non_finite_check_names_the_first_bad_step(tiny_prepared, tmp_p
     a NaN loss at step 1 is reported as step 1 when the host looks at the end of the epoch. The model
     upsamples bilinearly: the CPU backward of DyGLNet's grid_sample crashes on NaN positions."""
     monkeypatch.setitem(train_mod.HOST_SYNC_EVERY, "cpu", 100)
-    real_forward = pipeline.recipe.BceDiceLoss.forward
+    real_forward = engine.recipe.BceDiceLoss.forward
     calls = {"n": 0}
 
     def poisoned(self, logits, target):
@@ -478,7 +478,7 @@ def test_deferred_non_finite_check_names_the_first_bad_step(tiny_prepared, tmp_p
         loss = real_forward(self, logits, target)
         return loss * float("nan") if calls["n"] == 1 else loss
 
-    monkeypatch.setattr(pipeline.recipe.BceDiceLoss, "forward", poisoned)
+    monkeypatch.setattr(engine.recipe.BceDiceLoss, "forward", poisoned)
     out = tmp_path / "deferred"
     with pytest.raises(NonFiniteError, match=r"^non-finite training loss at epoch 1, step 1; no checkpoint"):
         train(tiny_config(tiny_prepared, out, model="dyglnet_w_bilinear"))

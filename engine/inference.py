@@ -26,16 +26,16 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from core.errors import UserError
+from engine.checkpoint import CheckpointError, load_model_from_checkpoint
+from engine.runtime import resolve_device
 from models.registry import UnknownModelError
-from pipeline.checkpoint import CheckpointError, load_model_from_checkpoint
-from pipeline.cli import UserError
-from pipeline.runtime import resolve_device
 
 FOLD_TOLERANCE = 1e-4
 
 
 def device_for(name: str) -> torch.device:
-    """``pipeline.runtime.resolve_device`` with an unknown device name as a UserError (``--device gpu``)."""
+    """``engine.runtime.resolve_device`` with an unknown device name as a UserError (``--device gpu``)."""
     try:
         return resolve_device(name)
     except RuntimeError as err:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.cli import UserError
+from core.errors import UserError
 
 
 def seed_everything(seed: int) -> None:

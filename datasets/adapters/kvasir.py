@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datasets.folder import Folder
+from datasets.layouts import ImageMaskFolders
 
 
-class Kvasir(Folder):
+class Kvasir(ImageMaskFolders):
     name = "kvasir"
     display_name = "Kvasir-SEG"
     layout = """\

@@ -46,47 +46,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from engine.metric_names import SURFACE_TOLERANCE_PX
+
 if TYPE_CHECKING:
     import torch
-
-# The one list of metric names, their labels, units and the direction that is better.
-PAPER_METRICS = ("dice", "iou", "precision", "recall", "specificity", "accuracy")  # Tables 2-3
-BOUNDARY_METRICS = ("hd95", "surface_dice")
-FOREGROUND_KEYS = ("pred_fg", "true_fg")
-ALL_METRICS = (*PAPER_METRICS, *BOUNDARY_METRICS, *FOREGROUND_KEYS)  # every key image_metrics returns
-METRIC_LABELS = {
-    "dice": "Dice",
-    "iou": "IoU",
-    "precision": "Precision",
-    "recall": "Recall",
-    "specificity": "Specificity",
-    "accuracy": "Accuracy",
-    "hd95": "HD95",
-    "surface_dice": "NSD",
-    "pred_fg": "Predicted foreground",
-    "true_fg": "True foreground",
-}
-METRIC_SHORT_LABELS = {"precision": "Prec.", "recall": "Rec.", "specificity": "Spec.", "accuracy": "Acc."}  # LaTeX
-METRIC_UNITS = {
-    **{m: "%" for m in PAPER_METRICS},
-    "hd95": "px",
-    "surface_dice": "%",
-    "pred_fg": "% of image",
-    "true_fg": "% of image",
-}
-# per_image.csv value x REPORT_SCALE = the reported unit (overlap ratios are fractions per image).
-REPORT_SCALE = {**{m: 100.0 for m in PAPER_METRICS}, "surface_dice": 100.0, "hd95": 1.0, "pred_fg": 1.0, "true_fg": 1.0}
-LOWER_IS_BETTER = frozenset({"hd95"})
-SURFACE_TOLERANCE_PX = 2.0
-
-
-def metric_key(label: str) -> str:
-    """The metric name of a label such as ``Dice`` or ``IoU`` (as the paper's tables print them)."""
-    for key, value in METRIC_LABELS.items():
-        if value.lower() == label.lower():
-            return key
-    raise KeyError(f"unknown metric label {label!r}; known: {', '.join(METRIC_LABELS.values())}")
-
 
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """TP, FP, FN, TN per image of boolean ``pred`` and ``target`` shaped (N, H, W) or (N, 1, H, W)."""
@@ -180,25 +143,3 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndar
     metrics["pred_fg"] = pred_np.reshape(len(pred_np), -1).mean(axis=1, dtype=np.float64) * 100
     metrics["true_fg"] = truth_np.reshape(len(truth_np), -1).mean(axis=1, dtype=np.float64) * 100
     return metrics
-
-
-def bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """``n_boot`` means of resamples (with replacement) of ``values``, seeded."""
-    values = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    return values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-
-
-def summarize(values: np.ndarray, n_boot: int = 1000, seed: int = 0, scale: float = 1.0) -> dict[str, float]:
-    """Mean, std and a percentile-bootstrap 95% confidence interval of the mean, times ``scale``."""
-    values = np.asarray(values, dtype=np.float64) * scale
-    if len(values) == 0:
-        return {"mean": float("nan"), "std": float("nan"), "ci95_low": float("nan"), "ci95_high": float("nan"), "n": 0}
-    low, high = np.percentile(bootstrap_means(values, n_boot, seed), [2.5, 97.5])
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-        "ci95_low": float(low),
-        "ci95_high": float(high),
-        "n": int(len(values)),
-    }

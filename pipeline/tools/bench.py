@@ -1,13 +1,13 @@
 """Training and inference throughput of registered models, eager and compiled, and against the authors'
 DyGLNet: how speed is tracked.
 
-    python -m pipeline.bench --models dyglnet unet --size 224 --batch 4 [--device cpu|cuda] [--json FILE]
-    python -m pipeline.bench --models dyglnet --size 128 --batch 8 --compile --authors-code DIR
+    python -m pipeline.tools.bench --models dyglnet unet --size 224 --batch 4 [--device cpu|cuda] [--json FILE]
+    python -m pipeline.tools.bench --models dyglnet --size 128 --batch 8 --compile --authors-code DIR
 
 Each model runs as the pipeline runs it. Training step: forward, the training loss, backward, gradient
 clipping and the AdamW step (fp16 autocast with a GradScaler on CUDA, as ``pipeline.train``; compiled
 with ``torch.compile`` in the ``compile`` rows). Inference: eval mode under ``torch.inference_mode``
-on ``pipeline.inference.fast_model`` (BatchNorm folded into the convolutions, compiled in the
+on ``engine.inference.fast_model`` (BatchNorm folded into the convolutions, compiled in the
 ``compile`` rows), as ``pipeline.evaluate`` runs it.
 
 ``--compile`` adds a compiled row beside every eager one. ``--authors-code DIR`` imports the authors'
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cli import UserError, run
+from core.cli import run
+from core.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -127,9 +128,9 @@ def build_row(
 
     import torch
 
+    from engine.inference import fast_model
     from models import create_model
     from models.complexity import count_params
-    from pipeline.inference import fast_model
 
     torch.manual_seed(0)
     model = load_authors_model(authors_dir) if code == "authors" else create_model(name)
@@ -167,8 +168,8 @@ def bench_group(
     """Measure ``name`` (eager and/or compiled, and the authors' DyGLNet when given), rounds interleaved."""
     import torch
 
+    from engine.recipe import BceDiceLoss
     from models import model_info
-    from pipeline.recipe import BceDiceLoss
 
     size = model_info(name).fixed_input_size or size
     criterion = BceDiceLoss()
@@ -254,7 +255,7 @@ def ratios(results: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m pipeline.tools.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", nargs="+", default=["dyglnet"])
     parser.add_argument("--size", type=int, default=224)
@@ -275,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size {args.size}: use a multiple of 16 (DyGLNet and the U-Nets need one)")
     import torch
 
-    from datasets.fsutil import atomic_write_json
+    from core.fsutil import atomic_write_json
+    from engine.runtime import device_name, resolve_device
     from models import model_info
-    from pipeline.runtime import device_name, resolve_device
 
     for name in args.models:
         model_info(name)  # UnknownModelError before any work
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             f"training {c['train_ratio']:.2f}x, inference {c['infer_ratio']:.2f}x"
         )
     env = {
-        "command": "python -m pipeline.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m pipeline.tools.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),

@@ -9,17 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-
-class UserError(Exception):
-    """A problem with what the user gave (a flag, a params.yaml value, a file): reported in one line."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Every exception type that means bad input rather than a bug."""
-    from datasets.base import DatasetError
-    from models.registry import ModelArgumentError, UnknownModelError
-
-    return (UserError, DatasetError, UnknownModelError, ModelArgumentError)
+from core.errors import UserError
 
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
@@ -28,7 +18,7 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         return main(argv) or 0
     except SystemExit:  # argparse's --help and usage errors; checked first so --help imports nothing more
         raise
-    except user_errors() as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

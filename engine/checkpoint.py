@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datasets.fsutil import atomic_open
-from pipeline.cli import UserError
+from core.errors import UserError
+from core.fsutil import atomic_open
 
 if TYPE_CHECKING:
     import torch

@@ -8,7 +8,7 @@
 ``dvc repro`` runs one stage at a time. This command reads the stage graph from DVC itself (the
 resolved ``dvc.yaml``, ``dvc.lock`` and DVC's own ``Stage.changed()``), walks it in the order
 ``dvc repro`` would, and runs the stages that are out of date as jobs of a submitit executor
-(:mod:`pipeline.executors`): a stage starts as soon as every stage it depends on is up to date, and a
+(:mod:`pipeline.grid.executors`): a stage starts as soon as every stage it depends on is up to date, and a
 train -> evaluate pair (a stage followed by the one stage that needs only it) runs as one job. Each job
 runs the stage's own ``cmd`` from the DVC index; before it starts, the coordinator removes the stage's
 outputs (``Stage.remove_outs``, as ``dvc repro`` does) or restores them from DVC's run cache when an
@@ -43,9 +43,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from datasets.fsutil import atomic_write_text
-from pipeline.cli import UserError, run
-from pipeline.executors import (
+from core.cli import run
+from core.errors import UserError
+from core.fsutil import atomic_write_text
+from pipeline.grid.executors import (
     GridSettings,
     Slot,
     cpu_count,
@@ -55,7 +56,7 @@ from pipeline.executors import (
     sbatch_script,
     thread_env,
 )
-from pipeline.gridjob import ChainJob, ChainResult, StageCommand, terminate_tree
+from pipeline.grid.jobs import ChainJob, ChainResult, StageCommand, terminate_tree
 
 GRID_DIR = Path(".dvc") / "tmp" / "grid"  # DVC git-ignores .dvc/tmp
 KEEP_RUNS = 5  # run folders (submitit files and stage logs) kept under GRID_DIR/runs
@@ -561,7 +562,7 @@ class Grid:
         return True
 
     def submit(self, executor, chain: Chain, slot: Slot | None) -> None:
-        from pipeline.gridjob import run_chain
+        from pipeline.grid.jobs import run_chain
 
         if self.settings.executor == "local" and slot is not None:
             gpus = (slot.gpu,) if slot.gpu is not None else ()

@@ -1,7 +1,7 @@
 """Benchmark: ``pipeline.grid`` (N jobs at once) against ``dvc repro`` on the same pipeline, from scratch.
 
-    python -m pipeline.bench_grid --jobs 2                   # the active params.yaml of this working tree
-    python -m pipeline.bench_grid --jobs 2 --set train.epochs=1 --set 'models={unet: {}, unetpp: {}}'
+    python -m pipeline.tools.bench_grid --jobs 2                   # the active params.yaml of this working tree
+    python -m pipeline.tools.bench_grid --jobs 2 --set train.epochs=1 --set 'models={unet: {}, unetpp: {}}'
 
 Makes two fresh copies of the working tree (the files git tracks or would track, without .venv, the DVC
 cache, dvc.lock or any stage output), runs ``dvc repro`` in one and ``python -m pipeline.grid --jobs N``
@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.cli import UserError, run
+from core.cli import run
+from core.errors import UserError
 
 
 def copy_tree(source: Path, dest: Path, overrides: list[str]) -> None:
@@ -172,7 +173,7 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench_grid", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench_grid", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="the grid's jobs at once (default 2)")
     parser.add_argument("--source", default=".", help="the working tree to copy (default: here)")
     parser.add_argument("--workdir", default="/tmp/bench_grid", help="where the two copies go")

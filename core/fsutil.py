@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from datasets.base import DatasetError
+from core.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -26,7 +26,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     """
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a directory")
+        raise UserError(f"{out}: exists and is not a directory")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary output folder

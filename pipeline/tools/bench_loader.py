@@ -1,6 +1,6 @@
 """Training-loader throughput: samples/s of augmented batches from a prepared folder.
 
-    python -m pipeline.bench_loader --data DIR --batch 16 --workers N --batches 30 [--size S]
+    python -m pipeline.tools.bench_loader --data DIR --batch 16 --workers N --batches 30 [--size S]
 
 The training split of ``--data`` is read through the training data path (``datasets.torch_data``,
 default augmentation) at ``--size`` (default: the prepared size); one warm-up batch (worker start-up)
@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
+from core.cli import run
 from datasets.base import DatasetError
-from pipeline.cli import run
 
 # torch and albumentations are imported in `bench`, after the arguments have been checked.
 
@@ -74,7 +74,7 @@ def bench(data: Path, batch: int, workers: int, batches: int, size: int | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.bench_loader", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m pipeline.tools.bench_loader", description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, type=Path, help="prepared folder (pipeline.prepare output)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=0)

@@ -10,7 +10,7 @@ executor:
 - ``slurm``: one sbatch job per chain (partition, time, GPUs, memory and set-up lines from ``grid.slurm``).
 - ``debug``: submitit's in-process executor (one job at a time, in the coordinating process).
 
-Every executor runs the same function, :func:`pipeline.gridjob.run_chain`.
+Every executor runs the same function, :func:`pipeline.grid.jobs.run_chain`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.cli import UserError
+from core.errors import UserError
 
 
 class GridSettingsError(UserError):
@@ -84,7 +84,7 @@ class GridSettings(_Section):
 def load_grid_settings(params_file: str | os.PathLike, overrides: dict[str, Any] | None = None) -> GridSettings:
     """The validated ``grid:`` section of ``params_file`` (defaults when the file or section is absent),
     with ``overrides`` (command-line flags) applied on top."""
-    from pipeline.params import describe, load_params
+    from engine.params import describe, load_params
 
     path = Path(params_file)
     raw: dict[str, Any] = dict(load_params(path).grid) if path.exists() else {}

@@ -17,9 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.cli import UserError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from core.errors import UserError
+from core.paths import REPO_ROOT
 
 
 class ParamsError(UserError):
