@@ -92,43 +92,6 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_model_from_checkpoint(path: str | Path, device: torch.device | str) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the registered model a checkpoint was trained as, load its weights; (model in eval mode,
-    training config). The config has ``img_size``, ``model`` (the run name) and ``builder``.
-
-    :class:`CheckpointError` naming the file when the weights are not finite, or do not fit the model
-    the config names (another model, other ``model_kwargs``).
-    """
-    from models import create_model
-    from models.pretrained import architecture_kwargs
-
-    state = load_checkpoint(path, map_location="cpu", kind="model")
-    cfg = state.get("config")
-    weights = state.get("model")
-    if not isinstance(cfg, dict) or not isinstance(weights, dict) or not cfg.get("model"):
-        raise CheckpointError(f"{path}: no model weights or training configuration in it")
-    bad = non_finite_tensors(weights)
-    if bad:
-        raise CheckpointError(
-            f"{path}: {len(bad)} weight tensor(s) hold NaN or infinity (e.g. {bad[0]}); the run that wrote it "
-            "diverged, retrain it (lower train.lr?)"
-        )
-    builder = cfg.get("builder") or cfg["model"]
-    kwargs = architecture_kwargs(cfg.get("model_kwargs") or {})  # the weights are in the checkpoint
-    try:
-        model = create_model(builder, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot build model {builder!r} with model_kwargs {kwargs}: {err}") from err
-    problem = state_dict_mismatch(model.state_dict(), weights)
-    if problem:
-        raise CheckpointError(
-            f"{path}: its weights do not fit model {builder!r} with model_kwargs {kwargs} (the config it was "
-            f"saved with): {problem}"
-        )
-    model.load_state_dict(weights)
-    return model.to(device).eval(), cfg
-
-
 def state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
     """One line describing how two state dicts differ in keys or shapes; empty when they fit."""
     missing = [k for k in expected if k not in found]

@@ -1,4 +1,4 @@
-"""Inference shared by evaluate, predict and complexity: loading a checkpoint and the fast path.
+"""The fast inference path shared by evaluate, predict and the benchmarks (models come from ``engine.build``).
 
 The fast path (:func:`fast_model`) changes how a forward pass is computed, never what it computes:
 
@@ -20,43 +20,14 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from core.errors import UserError
-from engine.checkpoint import CheckpointError, load_model_from_checkpoint
-from engine.runtime import resolve_device
-from models.registry import UnknownModelError
 
 FOLD_TOLERANCE = 1e-4
-
-
-def device_for(name: str) -> torch.device:
-    """``engine.runtime.resolve_device`` with an unknown device name as a UserError (``--device gpu``)."""
-    try:
-        return resolve_device(name)
-    except RuntimeError as err:
-        raise UserError(f"--device {name}: not a device torch knows (auto, cpu, cuda, cuda:N): {err}") from err
-
-
-def load_for_inference(path: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
-    """The model of a checkpoint in eval mode and its training config (which has ``img_size``).
-
-    Every way a checkpoint can fail to load is a one-line :class:`CheckpointError` naming the file:
-    missing, not ours, non-finite or misfitting weights (``load_model_from_checkpoint``), a model name
-    nobody registered, or no training size in its config.
-    """
-    try:
-        model, cfg = load_model_from_checkpoint(path, device)
-    except UnknownModelError as err:
-        raise CheckpointError(f"{path}: the checkpoint names a model that is not registered: {err}") from err
-    img_size = cfg.get("img_size")
-    if not isinstance(img_size, int) or img_size < 1:
-        raise CheckpointError(f"{path}: its config has no training size (img_size), got {img_size!r}")
-    return model.eval(), cfg
 
 
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:

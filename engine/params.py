@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -78,6 +78,53 @@ class TrainParams(Section):
     channels_last: bool = False
     checkpoint_every: int = Field(5, ge=1)  # epochs between resume checkpoints (and at the end)
 
+    # Settings that change how, not what, a run computes: a run may resume under other values of these.
+    # num_workers is one: each sample's augmentation is seeded by (seed, epoch, sample), whatever the workers.
+    # (amp is recorded as the precision the run actually used.)
+    EXECUTION_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"amp", "num_workers", "device", "compile", "channels_last", "checkpoint_every"}
+    )
+
+
+class TrainConfig(TrainParams):
+    """One training run: the recipe (every ``train:`` key, typed and checked by the same rules as params.yaml)
+    plus what the run is of. Saved in every checkpoint as ``model_dump()``."""
+
+    data: str  # the prepared dataset folder
+    model: str  # the run's name: a ``models:`` key of params.yaml, or a registered model
+    out: str  # the run folder
+    builder: str = ""  # the registered model to build; defaults to ``model``
+    seed: int = 42
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    augment: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builder_defaults_to_model(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("builder"):
+            values = {**values, "builder": values.get("model", "")}
+        return values
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings that change what the run computes (a resume.pt must have been saved with the same)."""
+        about = {"data", "model", "out", "builder", "model_kwargs"}  # checked separately by the resume protocol
+        return {k: v for k, v in self.model_dump().items() if k not in about | self.EXECUTION_KEYS}
+
+    @classmethod
+    def from_params(cls, params: Params | None = None, **given: Any) -> TrainConfig:
+        """params.yaml's ``train:`` <- ``models.<model>:`` <- ``given`` (None = not given); ``given`` needs
+        ``data``, ``model`` and ``out``. ``params`` defaults to :func:`load_params`. A value the recipe's rules
+        refuse is a :class:`ParamsError`."""
+        params = params or load_params()
+        spec = params.model_spec(given["model"])  # UnknownModelError for a name nobody registered
+        given = {k: v for k, v in given.items() if v is not None}
+        values = {**spec.recipe.model_dump(), **given}
+        values.update(builder=spec.builder, model_kwargs=spec.model_kwargs, augment=params.augment.model_dump())
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise ParamsError(f"invalid training setting: {describe(err)}") from err
+
 
 class AugmentParams(Section):
     crop_scale: list[float] = Field(default_factory=lambda: [0.5, 1.0], min_length=2, max_length=2)
@@ -116,6 +163,49 @@ class ReportParams(Section):
     qualitative_dataset: str | None = None
     qualitative_images: int = Field(4, ge=1)
     palette: Literal["default", "colorblind"] = "default"
+
+
+class SlurmSettings(Section):
+    """``grid.slurm``: the sbatch options of every job (one job = one train -> evaluate chain)."""
+
+    partition: str | None = None
+    time_min: int = Field(720, ge=1)  # sbatch --time per job, minutes
+    gpus_per_job: int = Field(1, ge=0)
+    cpus_per_job: int = Field(8, ge=1)
+    mem_gb: float | None = Field(64.0, gt=0)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    setup: list[str] = Field(default_factory=list)  # shell lines before the job, e.g. "module load cuda"
+    sbatch: dict[str, str | int] = Field(default_factory=dict)  # any other sbatch option: {mail-type: FAIL}
+
+
+class GridSettings(Section):
+    """The ``grid:`` section of params.yaml: how ``python -m pipeline.grid`` runs the stages.
+
+    grid:
+      executor: local          # local | slurm | debug
+      jobs: null               # jobs at once; default: one per GPU (local, GPUs), up to one per core
+                               # (local, no GPU: the cores shared out among the ready jobs), 16 (slurm)
+      gpus: auto               # auto (nvidia-smi / CUDA_VISIBLE_DEVICES) | none | [0, 1, 2, 3]
+      threads_per_job: null    # OMP_NUM_THREADS of each job; default: the cores divided by the jobs
+      exclude: []              # stage names or globs left to `dvc repro` (e.g. [report])
+      exclusive: []            # stages that run alone, with every core (e.g. [complexity]: latency)
+      orphan_timeout_s: 60     # a job stops its command when the coordinator's heartbeat is this old
+      progress_s: 30           # seconds between progress reports
+      slurm: {partition: gpu, time_min: 720, gpus_per_job: 1, cpus_per_job: 8, mem_gb: 64,
+              setup: ["source .venv/bin/activate"]}
+    """
+
+    executor: Literal["local", "slurm", "debug"] = "local"
+    jobs: int | None = Field(None, ge=1)
+    gpus: Literal["auto", "none"] | list[int] = "auto"
+    threads_per_job: int | None = Field(None, ge=1)
+    exclude: list[str] = Field(default_factory=list)
+    exclusive: list[str] = Field(default_factory=list)  # stages that run alone (e.g. latency measurements)
+    orphan_timeout_s: float = Field(60.0, gt=0)
+    progress_s: float = Field(30.0, gt=0)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
 
 class ModelEntry(BaseModel):
@@ -176,7 +266,7 @@ class Params(BaseModel):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     complexity: ComplexityParams = Field(default_factory=ComplexityParams)
     report: ReportParams = Field(default_factory=ReportParams)
-    grid: dict[str, Any] = Field(default_factory=dict)  # executor settings of pipeline.grid
+    grid: GridSettings = Field(default_factory=GridSettings)  # how python -m pipeline.grid runs the stages
 
     @field_validator("models")
     @classmethod
@@ -201,18 +291,6 @@ class Params(BaseModel):
             model_kwargs=dict(entry.model_kwargs),
             recipe=self.train.model_copy(update=entry.overrides),
         )
-
-
-def create_entry_model(key: str, builder: str, model_kwargs: dict[str, Any]):
-    """``create_model(builder, **model_kwargs)`` for the ``models.<key>`` entry; a keyword the builder does
-    not take or a value it refuses (a weight file that is missing or does not fit) is a UserError naming
-    the entry."""
-    from models.registry import ModelArgumentError, create_model
-
-    try:
-        return create_model(builder, **model_kwargs)
-    except (TypeError, ModelArgumentError) as err:
-        raise UserError(f"models.{key}.model_kwargs {model_kwargs}: {err}") from err
 
 
 def params_path(path: str | os.PathLike | None = None) -> Path:

@@ -29,7 +29,7 @@ import numpy as np
 from core.cli import run
 from core.errors import UserError
 from core.fsutil import atomic_write_json
-from engine.params import ModelSpec, create_entry_model, load_params
+from engine.params import ModelSpec, load_params
 from models.registry import model_info
 
 # torch and the model code are imported in `measure`, after the arguments have been checked.
@@ -79,6 +79,7 @@ def measure(
     """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
+    from engine.build import model_from_entry
     from engine.inference import fast_model
     from models.complexity import count_params, fvcore_gflops
     from models.pretrained import architecture_kwargs
@@ -86,7 +87,7 @@ def measure(
     size = model_info(spec.builder).fixed_input_size or size
     torch.manual_seed(0)
     # the counts and the latency do not depend on the weights: no pretrained file is read
-    model = create_entry_model(spec.key, spec.builder, architecture_kwargs(spec.model_kwargs)).eval()
+    model = model_from_entry(spec.key, spec.builder, architecture_kwargs(spec.model_kwargs)).eval()
     _checked(model, size, spec.key)
     row = {
         "model": spec.key,

@@ -93,7 +93,8 @@ def evaluate(
 
     from core.fsutil import atomic_write_bytes, atomic_write_json
     from datasets.torch_data import SegmentationArrays, build_transforms
-    from engine.inference import device_for, fast_model, load_for_inference
+    from engine.build import device_for, model_from_checkpoint
+    from engine.inference import fast_model
     from engine.metric_names import METRIC_UNITS, REPORT_SCALE
     from engine.metrics import binarize_logits, image_metrics
     from engine.runtime import interactive
@@ -103,7 +104,7 @@ def evaluate(
     ids = split_ids(data, split)
     size = prepared_size(data)
     device = device_for(device_name)
-    model, cfg = load_for_inference(checkpoint, device)
+    model, cfg = model_from_checkpoint(checkpoint, device)
     img_size = int(cfg["img_size"])
     if img_size != size:
         print(

@@ -176,11 +176,12 @@ def predict(
     from core.fsutil import atomic_write_json
     from datasets.reader import load_image
     from datasets.torch_data import build_transforms
-    from engine.inference import device_for, fast_model, load_for_inference
+    from engine.build import device_for, model_from_checkpoint
+    from engine.inference import fast_model
     from engine.runtime import interactive
 
     device = device_for(device_name)
-    model, cfg = load_for_inference(checkpoint, device)
+    model, cfg = model_from_checkpoint(checkpoint, device)
     size = int(cfg["img_size"])
     model, _ = fast_model(model, size, device, compile=compile)
     transform = build_transforms(cfg.get("augment", {}), size, train=False)

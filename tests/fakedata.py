@@ -198,7 +198,8 @@ MAKERS = {
 
 def tiny_checkpoint(prepared: Path, out: Path, img_size: int = 32) -> Path:
     """``best.pt`` of a one-epoch run of a small DyGLNet on a prepared folder (the real training code)."""
-    from pipeline.train import TrainConfig, train
+    from engine.params import TrainConfig
+    from pipeline.train import train
 
     cfg = TrainConfig(
         data=str(prepared),

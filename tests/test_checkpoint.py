@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model_from_checkpoint,
-    model_state,
-    save_checkpoint,
-)
+from engine.build import model_from_checkpoint
+from engine.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from models import create_model
 
 CONFIG = {"model": "tiny_run", "builder": "dyglnet", "model_kwargs": {"depths": [1, 1, 1]}, "img_size": 32}
@@ -26,7 +21,7 @@ def weights() -> dict[str, torch.Tensor]:
 def test_model_checkpoint_round_trip_returns_model_and_config(weights, tmp_path):
     path = tmp_path / "best.pt"
     save_checkpoint(path, {"model": weights, "config": CONFIG, "epoch": 3, "best_val_dice": 71.5})
-    model, cfg = load_model_from_checkpoint(path, "cpu")
+    model, cfg = model_from_checkpoint(path, "cpu")
     assert cfg["img_size"] == 32 and cfg["model"] == "tiny_run"
     assert not model.training
     for key, value in model.state_dict().items():
@@ -40,7 +35,7 @@ def test_non_finite_weights_are_refused_naming_the_file(weights, tmp_path):
     broken[name] = broken[name].clone().fill_(float("nan"))
     save_checkpoint(path, {"model": broken, "config": CONFIG, "epoch": 1, "best_val_dice": 0.0})
     with pytest.raises(CheckpointError, match=rf"{path}: 1 weight tensor\(s\) hold NaN or infinity \(e.g. {name}\)"):
-        load_model_from_checkpoint(path, "cpu")
+        model_from_checkpoint(path, "cpu")
 
 
 def test_weights_of_another_configuration_are_a_checkpoint_error(weights, tmp_path):
@@ -48,18 +43,18 @@ def test_weights_of_another_configuration_are_a_checkpoint_error(weights, tmp_pa
     other = {**CONFIG, "model_kwargs": {"depths": [2, 1, 1]}}  # one more block in stage 1 than the weights have
     save_checkpoint(path, {"model": weights, "config": other, "epoch": 1, "best_val_dice": 0.0})
     with pytest.raises(CheckpointError, match=rf"{path}: its weights do not fit model 'dyglnet' .*missing"):
-        load_model_from_checkpoint(path, "cpu")
+        model_from_checkpoint(path, "cpu")
     wrong_kwargs = {**CONFIG, "model_kwargs": {"no_such_option": 1}}
     save_checkpoint(path, {"model": weights, "config": wrong_kwargs, "epoch": 1, "best_val_dice": 0.0})
     with pytest.raises(CheckpointError, match="cannot build model 'dyglnet'"):
-        load_model_from_checkpoint(path, "cpu")
+        model_from_checkpoint(path, "cpu")
 
 
 def test_previous_format_still_loads_as_a_model(weights, tmp_path):
     path = tmp_path / "old.pt"
     config_v1 = {"model": "dyglnet", "model_kwargs": CONFIG["model_kwargs"], "img_size": 32}  # no builder yet
     torch.save({"format": "dyglbench-checkpoint-v1", "model": weights, "config": config_v1, "epoch": 0}, path)
-    model, cfg = load_model_from_checkpoint(path, "cpu")
+    model, cfg = model_from_checkpoint(path, "cpu")
     assert cfg["model"] == "dyglnet"
     with pytest.raises(CheckpointError, match="older version"):
         load_checkpoint(path, kind="resume")
@@ -76,6 +71,6 @@ def test_a_run_with_a_pretrained_file_evaluates_after_the_file_is_gone(tmp_path)
     config = {"model": "smp_r18", "builder": "smp", "model_kwargs": kwargs, "img_size": 32}
     save_checkpoint(path, {"model": trained, "config": config, "epoch": 1, "best_val_dice": 50.0})
     encoder_file.unlink()  # e.g. evaluated on another machine: the checkpoint holds every weight
-    model, cfg = load_model_from_checkpoint(path, "cpu")
+    model, cfg = model_from_checkpoint(path, "cpu")
     assert cfg["model_kwargs"]["pretrained_file"] == str(encoder_file)
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())

@@ -43,7 +43,17 @@ def test_pairs_ids_and_content(tmp_path, name):
 
 
 def test_registry_has_every_dataset():
-    assert set(adapter_names()) == {"kvasir", "cvc", "brain_mri", "isic2016", "ph2", "glas", "tnbc", "folder", "synthetic"}
+    assert set(adapter_names()) == {
+        "kvasir",
+        "cvc",
+        "brain_mri",
+        "isic2016",
+        "ph2",
+        "glas",
+        "tnbc",
+        "folder",
+        "synthetic",
+    }
     with pytest.raises(DatasetError, match="unknown dataset"):
         get_adapter("nope")
     for name in adapter_names():

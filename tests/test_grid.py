@@ -16,10 +16,10 @@ import psutil
 import pytest
 import yaml
 
+from engine.params import ParamsError
 from pipeline.grid import Grid, epoch_progress, main
 from pipeline.grid.executors import (
     GridSettings,
-    GridSettingsError,
     cpu_count,
     load_grid_settings,
     make_executor,
@@ -119,10 +119,11 @@ def ran(outcome) -> list[list[str]]:
 def test_settings_are_validated_with_the_file_and_key(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("grid:\n  jobs: '4'\n")
-    with pytest.raises(GridSettingsError, match=r"params.yaml: grid.jobs: expected an integer, got '4'"):
+    # the grid section is part of the one params schema: validated with every other section
+    with pytest.raises(ParamsError, match=r"params.yaml: grid.jobs: expected an integer, got '4'"):
         load_grid_settings(params)
     params.write_text("grid:\n  slurm: {partitoin: gpu}\n")
-    with pytest.raises(GridSettingsError, match=r"grid.slurm.partitoin: unknown key"):
+    with pytest.raises(ParamsError, match=r"grid.slurm.partitoin: unknown key"):
         load_grid_settings(params)
     params.write_text("grid:\n  jobs: 3\n  slurm: {partition: gpu, mem_gb: 32}\n")
     settings = load_grid_settings(params, {"executor": "slurm", "jobs": None})

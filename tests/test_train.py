@@ -22,9 +22,10 @@ import engine.recipe
 import pipeline.train as train_mod
 from core.errors import UserError
 from engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from engine.params import AugmentParams
+from engine.params import AugmentParams, TrainConfig
 from engine.recipe import warmup_poly_factor
-from pipeline.train import NonFiniteError, TrainConfig, run_fingerprint, train
+from engine.resume import run_fingerprint
+from pipeline.train import NonFiniteError, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {"depths": [1, 1, 1]}
@@ -322,7 +323,7 @@ def test_model_key_builds_its_registered_builder(tiny_prepared, tmp_path, monkey
     [
         ({"img_size": 40}, "--img-size 40: dyglnet needs a size divisible by 16 (nearest: 32, 48)"),
         ({"model": "swinunet", "model_kwargs": {}, "img_size": 64}, "--img-size 64: swinunet accepts only 224 x 224"),
-        ({"img_size": 8}, "--img-size 8: dyglnet needs inputs of at least 16 px"),
+        ({"model": "m2snet", "model_kwargs": {}, "img_size": 16}, "--img-size 16: m2snet needs inputs of at least 32 px"),
         ({"batch_size": 32}, "16 training images, fewer than one batch of 32"),
         ({"model_kwargs": {"no_such_option": 1}}, "models.dyglnet.model_kwargs {'no_such_option': 1}"),
     ],

@@ -20,74 +20,23 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from core.errors import UserError
+from engine.params import GridSettings, describe, load_params
 
 
 class GridSettingsError(UserError):
     """The ``grid:`` section of params.yaml (or a flag overriding it) is wrong."""
 
 
-# --------------------------------------------------------------------------------------------- settings
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class SlurmSettings(_Section):
-    """``grid.slurm``: the sbatch options of every job (one job = one train -> evaluate chain)."""
-
-    partition: str | None = None
-    time_min: int = Field(720, ge=1)  # sbatch --time per job, minutes
-    gpus_per_job: int = Field(1, ge=0)
-    cpus_per_job: int = Field(8, ge=1)
-    mem_gb: float | None = Field(64.0, gt=0)
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    setup: list[str] = Field(default_factory=list)  # shell lines before the job, e.g. "module load cuda"
-    sbatch: dict[str, str | int] = Field(default_factory=dict)  # any other sbatch option: {mail-type: FAIL}
-
-
-class GridSettings(_Section):
-    """The ``grid:`` section of params.yaml: how ``python -m pipeline.grid`` runs the stages.
-
-    grid:
-      executor: local          # local | slurm | debug
-      jobs: null               # jobs at once; default: one per GPU (local, GPUs), up to one per core
-                               # (local, no GPU: the cores shared out among the ready jobs), 16 (slurm)
-      gpus: auto               # auto (nvidia-smi / CUDA_VISIBLE_DEVICES) | none | [0, 1, 2, 3]
-      threads_per_job: null    # OMP_NUM_THREADS of each job; default: the cores divided by the jobs
-      exclude: []              # stage names or globs left to `dvc repro` (e.g. [report])
-      exclusive: []            # stages that run alone, with every core (e.g. [complexity]: latency)
-      orphan_timeout_s: 60     # a job stops its command when the coordinator's heartbeat is this old
-      progress_s: 30           # seconds between progress reports
-      slurm: {partition: gpu, time_min: 720, gpus_per_job: 1, cpus_per_job: 8, mem_gb: 64,
-              setup: ["source .venv/bin/activate"]}
-    """
-
-    executor: Literal["local", "slurm", "debug"] = "local"
-    jobs: int | None = Field(None, ge=1)
-    gpus: Literal["auto", "none"] | list[int] = "auto"
-    threads_per_job: int | None = Field(None, ge=1)
-    exclude: list[str] = Field(default_factory=list)
-    exclusive: list[str] = Field(default_factory=list)  # stages that run alone (e.g. latency measurements)
-    orphan_timeout_s: float = Field(60.0, gt=0)
-    progress_s: float = Field(30.0, gt=0)
-    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
-
-
 def load_grid_settings(params_file: str | os.PathLike, overrides: dict[str, Any] | None = None) -> GridSettings:
     """The validated ``grid:`` section of ``params_file`` (defaults when the file or section is absent),
     with ``overrides`` (command-line flags) applied on top."""
-    from engine.params import describe, load_params
-
     path = Path(params_file)
-    raw: dict[str, Any] = dict(load_params(path).grid) if path.exists() else {}
+    raw: dict[str, Any] = load_params(path).grid.model_dump() if path.exists() else {}
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return GridSettings.model_validate(raw)
