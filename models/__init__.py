@@ -11,7 +11,6 @@ from models.registry import (
     create_model,
     list_models,
     model_info,
-    model_sources,
     register_model,
 )
 
@@ -22,6 +21,5 @@ __all__ = [
     "create_model",
     "list_models",
     "model_info",
-    "model_sources",
     "register_model",
 ]

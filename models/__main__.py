@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-from models.registry import UnknownModelError, create_model, list_models, model_info, model_sources
+from models.registry import UnknownModelError, create_model, list_models, model_info
+from models.sources import model_sources
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import SqueezeExcite
 
+from models.dyglnet_variants import ABLATION_VARIANTS
 from models.pretrained import PretrainedFile, build_model_with_cfg
 from models.registry import ModelArgumentError, register_model
 from models.shapes import check_divisible
@@ -496,18 +497,6 @@ def load_authors_state_dict(model: DyGLNet, state_dict: Mapping[str, torch.Tenso
 # ----------------------------------------------------------------------------------------------
 # Registered configurations: the paper's model and its Table 6 ablation variants
 # ----------------------------------------------------------------------------------------------
-
-# The settings the paper leaves open for each Table 6 variant (see README "Ablation variants").
-ABLATION_VARIANTS: dict[str, dict] = {
-    "dyglnet_w_bilinear": {"upsampler": "bilinear"},
-    "dyglnet_w_tconv": {"upsampler": "tconv"},
-    "dyglnet_wo_dyt": {"attn_norm": "batchnorm"},
-    "dyglnet_wo_dc": {"mixer_dilations": ()},
-    "dyglnet_wo_sa": {"use_attention": False},
-    "dyglnet_split_dc": {"attn_channels": (16, 28, 40)},  # one eighth of each stage (release: about one fifth)
-    "dyglnet_split_sa": {"attn_channels": (64, 112, 160)},  # half of each stage's channels
-}
-
 
 def _build(name: str, base: DyGLNetConfig, pretrained_file: PretrainedFile, overrides: dict) -> DyGLNet:
     # Trained from scratch, as released: no backbone takes weights, so a pretrained_file is refused in the

@@ -4,7 +4,7 @@ Names and metadata come from reading the source: every module-level function dec
 ``@register_model(...)`` in ``models/*.py`` and ``baselines/*.py`` is found with :mod:`ast`, without
 importing torch or the model's module. A model's module is imported only when that model is built
 (:func:`create_model`), so listing models, reading a display name in the report stage or computing a
-model's source files (:func:`model_sources`, used by the DVC pipeline) costs milliseconds.
+model's source files (:func:`models.sources.model_sources`, used by the DVC pipeline) costs milliseconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
-from core.sources import module_sources
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -215,9 +214,3 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if name not in _BUILDERS:
         raise RuntimeError(f"{info.module} was imported but registered no builder {name!r}")
     return _BUILDERS[name](**kwargs)
-
-
-def model_sources(name: str) -> list[str]:
-    """The source files that building model ``name`` executes: its module, its first-party imports, and the
-    registry with the packages it scans."""
-    return module_sources(model_info(name).module, *MODEL_PACKAGES)

@@ -3,8 +3,8 @@
     python -m pipeline.fingerprint [--out code_fingerprints.yaml]
 
 ``dvc.yaml`` cannot list a different set of source files per model, so this stage computes them from the
-code instead (:func:`models.model_sources`: a model's module and every first-party module it imports,
-transitively; :func:`models.registry.module_sources` for a stage's entry module) and writes one short
+code instead (:func:`models.sources.model_sources`: a model's module and every first-party module it imports,
+transitively; :func:`core.sources.module_sources` for a stage's entry module) and writes one short
 hash per stage and per ``models:`` entry. ``train@D-M-S`` reads ``stages.train`` and ``models.M`` as
 params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's stages.
 ``python -m models --deps NAME`` prints the files behind a model's hash. The hash is over file
@@ -25,7 +25,9 @@ from core.cli import run
 from core.fsutil import atomic_write_text
 from core.paths import REPO_ROOT
 from core.sources import module_sources
+from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
 from engine.params import load_params
+from models.sources import model_sources
 
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {
@@ -46,9 +48,19 @@ def files_digest(files: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def adapter_files() -> set[str]:
+    """The dataset adapters' own files: each is a direct dependency of its ``prepare@NAME`` stage in dvc.yaml,
+    and of no fingerprint."""
+    return {str(adapter_file(name).relative_to(REPO_ROOT)) for name in adapter_names()}
+
+
 def stage_sources(stage: str) -> list[str]:
-    """Repository source files that a stage's command imports (statically, at any depth)."""
-    return module_sources(STAGE_MODULES[stage])
+    """Repository source files that a stage's command imports (statically, at any depth). For ``prepare``: its
+    entry and everything the adapters import, but not the adapters' own files (they import no other adapter)."""
+    if stage != "prepare":
+        return module_sources(STAGE_MODULES[stage])
+    adapters = [f"{ADAPTER_PACKAGE}.{name}" for name in adapter_names()]
+    return sorted(set(module_sources(STAGE_MODULES[stage], *adapters)) - adapter_files())
 
 
 def weight_files(model_kwargs: dict) -> list[str]:
@@ -73,13 +85,12 @@ def weight_file_sha256(name: str) -> str:
 
 def fingerprints(params_path: str | None = None) -> dict:
     """``{"stages": {stage: hash}, "models": {key: hash}}`` for the stages and the params.yaml model entries."""
-    from models.registry import MODEL_PACKAGES, model_info
 
     params = load_params(params_path)
     models, shas = {}, {}  # shas: each weight file read once, however many entries start from it
     for key in params.models:
         spec = params.model_spec(key)
-        code = files_digest(module_sources(model_info(spec.builder).module, *MODEL_PACKAGES))
+        code = files_digest(model_sources(spec.builder))
         files = weight_files(spec.model_kwargs)
         for name in files:
             if name not in shas:

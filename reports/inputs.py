@@ -22,6 +22,7 @@ from core.errors import UserError
 from datasets.base import DatasetError
 from datasets.registry import get_adapter
 from engine.metric_names import PAPER_METRICS
+from models.dyglnet_variants import ABLATION_VARIANTS
 from reports import provenance
 from reports.table import family_rank
 
@@ -185,20 +186,8 @@ def load_samples(prepared: Path, results: Path, dataset: str, models: list[str],
 
 
 def variant_settings(builder: str) -> str:
-    """The ``ABLATION_VARIANTS`` entry of a variant, read from ``models/dyglnet.py`` without importing it."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("models.dyglnet")
-    if spec is None or spec.origin is None:
-        return ""
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    for node in tree.body:
-        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
-        if isinstance(target, ast.Name) and target.id == "ABLATION_VARIANTS" and node.value is not None:
-            variants = ast.literal_eval(node.value)
-            return ", ".join(f"{k}={v!r}" for k, v in variants.get(builder, {}).items())
-    return ""
+    """The settings of an ablation variant (``models.dyglnet_variants``) as text; empty for other models."""
+    return ", ".join(f"{k}={v!r}" for k, v in ABLATION_VARIANTS.get(builder, {}).items())
 
 
 def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -> Inputs:

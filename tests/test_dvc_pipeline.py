@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.fingerprint import STAGE_MODULES, stage_sources
+from core.paths import FIRST_PARTY
+from core.sources import module_sources
+from models import list_models
+from models.sources import model_sources
+from pipeline.fingerprint import STAGE_MODULES, adapter_files, stage_sources
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -141,6 +145,31 @@ def test_change_in_a_figure_reruns_only_the_report(work):
     restore()
 
 
+def test_comment_in_an_unused_dataset_adapter_reruns_nothing(work):
+    restore = _edit(work, "datasets/adapters/ph2.py", "# a comment\n")
+    assert _status(work) == set()
+    restore()
+
+
+def test_change_in_the_synthetic_generator_reruns_synthesize_and_what_follows(work):
+    restore = _edit(work, "datasets/synthetic.py", "# a comment\n")
+    assert _status(work) == {"synthesize"}  # the stages after it see new data once it has rerun
+    restore()
+
+
+def test_change_in_the_used_adapter_reruns_its_prepare_stage(work):
+    restore = _edit(work, "datasets/adapters/synthetic.py", "# a comment\n")
+    assert _status(work) == {"prepare@synthetic"}
+    restore()
+
+
+@pytest.mark.parametrize("path", ["pipeline/grid/__init__.py", "pipeline/tools/bench.py", "pipeline/predict.py"])
+def test_comment_in_a_tool_reruns_nothing(work, path):
+    restore = _edit(work, path, "# a comment\n")
+    assert _status(work) == set()
+    restore()
+
+
 def test_new_baseline_reruns_only_its_own_stages(work):
     (work / "baselines" / "tiny_new.py").write_text(
         "import torch.nn as nn\nfrom models.registry import register_model\n\n\n"
@@ -185,7 +214,7 @@ def test_every_module_a_stage_imports_is_fingerprinted(stage):
         f"import sys, json, runpy; sys.argv = ['x', '--help']\n"
         f"try:\n    runpy.run_module({module!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
         "print(json.dumps([m.__file__ for n, m in list(sys.modules.items()) if n.split('.')[0] in "
-        "('models', 'baselines', 'datasets', 'pipeline', 'reports') and getattr(m, '__file__', None)]))"
+        f"{FIRST_PARTY!r} and getattr(m, '__file__', None)]))"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, capture_output=True, text=True)
     loaded = {str(Path(f).resolve().relative_to(REPO)) for f in json.loads(out.stdout.strip().splitlines()[-1])}
@@ -203,3 +232,31 @@ def test_dvc_yaml_reads_the_fingerprint_of_each_stage_it_runs():
         fingerprint_params = [p for p in body["params"] if isinstance(p, dict) and "code_fingerprints.yaml" in p]
         assert fingerprint_params and f"stages.{name}" in fingerprint_params[0]["code_fingerprints.yaml"]
         assert not [d for d in body.get("deps", []) if d in ("models", "baselines", "pipeline", "datasets")]
+
+
+def _covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def test_fingerprint_stage_depends_on_exactly_what_stages_and_models_can_import():
+    """The fingerprint stage reruns for a change in any file a stage or a model can run, and for no other."""
+    deps = [d for d in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["fingerprint"]["deps"]]
+    needed = set(module_sources("pipeline.fingerprint"))
+    for stage in STAGE_MODULES:
+        needed |= set(stage_sources(stage))
+    for name in list_models():
+        needed |= set(model_sources(name))
+    assert not [f for f in sorted(needed) if not _covered(f, deps)]
+    file_deps = {d for d in deps if d.endswith(".py")}
+    assert file_deps <= needed, file_deps - needed  # no file listed that nothing imports
+    outside = [*adapter_files(), "pipeline/predict.py", "datasets/__main__.py"]
+    outside += [str(p.relative_to(REPO)) for d in ("pipeline/grid", "pipeline/tools") for p in (REPO / d).rglob("*.py")]
+    assert not [f for f in outside if _covered(f, deps)]
+
+
+def test_dataset_adapters_import_no_other_adapter():
+    """prepare@NAME depends on datasets/adapters/NAME.py alone: an adapter must not import another one."""
+    for path in sorted(adapter_files()):
+        module = path.removesuffix(".py").replace("/", ".")
+        others = (adapter_files() - {path}) & set(module_sources(module))
+        assert not others, f"{path} imports {sorted(others)}"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import UnknownModelError, create_model, list_models, model_info, model_sources, register_model
+from models import UnknownModelError, create_model, list_models, model_info, register_model
 from models.registry import _BUILDERS, _EXTRA
+from models.sources import model_sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def test_duplicate_name_from_other_builder_rejected():
 
 def test_metadata_is_read_from_the_source_without_importing_torch():
     script = (
-        "import sys; from models import list_models, model_info, model_sources;"
+        "import sys; from models import list_models, model_info; from models.sources import model_sources;"
         "names = list_models(); info = model_info('befunet'); deps = model_sources('unet');"
         "print(len(names), info.family, info.fixed_input_size, 'torch' in sys.modules)"
     )
@@ -74,7 +75,7 @@ def test_model_sources_follow_first_party_imports():
 def test_model_sources_cover_every_imported_module():
     # what actually gets imported when a model is built must be among its declared source files
     script = (
-        "import sys, json; from models import create_model, model_sources;"
+        "import sys, json; from models import create_model; from models.sources import model_sources;"
         "create_model(sys.argv[1]);"
         "mods = [m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('models', 'baselines',"
         " 'datasets', 'pipeline', 'reports') and getattr(m, '__file__', None)];"

@@ -323,7 +323,7 @@ def test_model_key_builds_its_registered_builder(tiny_prepared, tmp_path, monkey
     [
         ({"img_size": 40}, "--img-size 40: dyglnet needs a size divisible by 16 (nearest: 32, 48)"),
         ({"model": "swinunet", "model_kwargs": {}, "img_size": 64}, "--img-size 64: swinunet accepts only 224 x 224"),
-        ({"model": "m2snet", "model_kwargs": {}, "img_size": 16}, "--img-size 16: m2snet needs inputs of at least 32 px"),
+        ({"model": "m2snet", "model_kwargs": {}, "img_size": 16}, "--img-size 16: m2snet needs inputs of at least 32"),
         ({"batch_size": 32}, "16 training images, fewer than one batch of 32"),
         ({"model_kwargs": {"no_such_option": 1}}, "models.dyglnet.model_kwargs {'no_such_option': 1}"),
     ],
