@@ -5,7 +5,9 @@
 Every file of ``--input`` (not its subfolders) whose suffix the reader decodes (``datasets.base.IMAGE_EXTS``:
 png, jpg, jpeg, bmp, tif, tiff, gif, webp; case-insensitive) is resized to the checkpoint's training
 size as ``pipeline.prepare`` resizes, segmented, and its mask (0/255 PNG, the logits resized back, then
-thresholded) written at the image's own size; ``--overlay`` also writes the mask drawn over the image.
+thresholded) written at the image's own size; ``--overlay`` also writes the mask drawn over the image, in
+the colour ``reports.overlays`` sets for a prediction without ground truth (magenta; none of the colours of
+the report's qualitative figure, where green means under-segmented).
 
 Names: the mask of ``x.jpg`` is ``x.png``. When several inputs share a stem (``x.png`` and ``x.jpg``;
 compared case-insensitively), each is named ``<stem>_<ext>.png`` instead (``x_png.png``, ``x_jpg.png``),
@@ -124,11 +126,15 @@ def predict_mask(model: torch.nn.Module, image: np.ndarray, transform, size: int
     return cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR) > 0.0
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: float = 0.45) -> np.ndarray:
-    """The image with ``mask`` tinted in ``colour`` and its contour drawn."""
+def overlay(image: np.ndarray, mask: np.ndarray, colour=None, alpha: float = 0.45) -> np.ndarray:
+    """The image with ``mask`` tinted in ``colour`` and its contour drawn; by default the colour the report's
+    figures give a prediction without ground truth (``reports.overlays``), none of qualitative.png's colours."""
     import cv2
     import numpy as np
 
+    from reports.overlays import OVERLAYS
+
+    colour = OVERLAYS["default"]["pred"] if colour is None else colour
     out = image.copy()
     out[mask] = ((1 - alpha) * out[mask] + alpha * np.array(colour)).astype(np.uint8)
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)

@@ -9,6 +9,7 @@
 - one module per report: ``comparison`` (Tables 2-5 and HD95), ``ablation`` (Table 6 and variant cost),
   ``complexity`` (Table 7), ``paper_vs_ours``, ``significance``, ``claims``, ``figures``;
 - ``provenance``: commit, pipeline and split digests, recipe, software, device;
+- ``overlays``: the overlay colours of the qualitative figure, shared with ``pipeline.predict --overlay``;
 - ``build``: every output file in memory from the loaded inputs.
 
 Generated files go to ``output/``; this folder holds code and the paper's numbers only.

@@ -31,6 +31,11 @@ def bubble_rows(inp: Inputs) -> pd.DataFrame:
     )
 
 
+def ours_labels(inp: Inputs) -> set[str]:
+    """Labels of the models drawn in Ours' colour: family "Ours", as in the bubble chart."""
+    return {inp.names[m] for m in inp.models if inp.families[m] == "Ours"}
+
+
 def curves(inp: Inputs) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """dataset label -> model label -> (epochs, validation Dice % averaged over the seeds with a log)."""
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
@@ -75,7 +80,7 @@ def build_reports(inp: Inputs) -> dict[str, str | bytes]:
     grid = figures.qualitative_grid(inp.samples, main, inp.names, qual_dataset, inp.palette)
     files["qualitative.png"], files["qualitative.pdf"] = figures.both_formats(grid)
     files["val_curves.png"], files["val_curves.pdf"] = figures.both_formats(
-        figures.val_curves(curves(inp), inp.names[inp.reference], inp.palette)
+        figures.val_curves(curves(inp), inp.names[inp.reference], inp.palette, ours_labels(inp))
     )
     return {k: (v if isinstance(v, bytes) or v.endswith("\n") else v + "\n") for k, v in files.items()}
 

@@ -11,9 +11,19 @@ The abstract says DyGLNet excels "in boundary accuracy and small-object segmenta
 - **Boundary**: HD95 (px, lower is better) and normalised surface Dice at a tolerance of
   ``SURFACE_TOLERANCE_PX`` pixels at the evaluation resolution (NSD, %, higher is better), per model.
 
-Verdict per column: "supported" when the reference model is best and separable from the second
-(intervals do not overlap); "best, not separable" when it is best but overlaps the second; otherwise
-"not supported" with the reference's rank. Degenerate runs are not ranked.
+Verdict per column (:func:`verdict`), from the intervals (95% bootstrap CI with one seed, ± std over
+seeds with several), the number of images the column holds and the unconverged flag (:mod:`reports.flags`):
+
+- **supported**: the reference's interval lies entirely on the better side of every other ranked model's,
+  and none of these runs, the reference's included, is flagged unconverged;
+- **not supported**: the reference's run is not flagged unconverged, and some model whose run is not
+  flagged has its interval entirely on the better side of the reference's;
+- **inconclusive**: everything else, with the reasons: the intervals leave the order open, a run the
+  verdict would rest on is still rising (U), the reference's run is degenerate, or the column holds
+  fewer than ``MIN_IMAGES`` images (with fewer, a percentile-bootstrap interval of a mean is too narrow:
+  it covers the true mean less often than 95%), whatever the intervals say.
+
+Degenerate runs are not ranked; a run whose convergence could not be judged counts as not flagged.
 """
 
 from __future__ import annotations
@@ -40,21 +50,75 @@ def size_bins(truth_fg: pd.Series) -> tuple[pd.Series, tuple[float, float], int]
     return pd.Series(names, index=nonempty.index), (float(q1), float(q2)), int((truth_fg <= 0).sum())
 
 
-def verdict(table: Table, j: int, reference: str) -> str:
+MIN_IMAGES = 20
+
+
+def _separated(a: Cell, b: Cell, higher_is_better: bool) -> bool:
+    """``a``'s interval lies entirely on the better side of ``b``'s."""
+    if None in (a.low, a.high, b.low, b.high):
+        return False
+    return a.low > b.high if higher_is_better else a.high < b.low
+
+
+def _names(labels: list[str]) -> str:
+    return ", ".join(labels)
+
+
+def verdict(table: Table, j: int, reference: str, n_images: int, unconverged: set[str]) -> str:
+    """``<column>: supported | not supported | inconclusive (...)`` by the rule of the module docstring.
+
+    ``n_images``: images the column holds; ``unconverged``: row keys whose run is flagged (U)."""
     col = table.columns[j]
-    ranked = [(row, cells[j]) for row, cells in zip(table.rows, table.cells, strict=True)]
-    ref = next(c for row, c in ranked if row.key == reference)
+    rows = {row.key: (row, cells[j]) for row, cells in zip(table.rows, table.cells, strict=True)}
+    ref_row, ref = rows[reference]
     if ref.missing:
         return f"{col.label}: not measured"
-    if ref.rank == 1:
-        return f"{col.label}: " + ("best, not separable from the second" if ref.not_separable else "supported")
-    better = sum(
-        1
-        for _, c in ranked
-        if c.rankable and not c.missing and (c.value > ref.value if col.higher_is_better else c.value < ref.value)
+    hib = col.higher_is_better
+    others = [(row, c) for key, (row, c) in rows.items() if key != reference and c.rankable and not c.missing]
+    if not others:
+        return f"{col.label}: inconclusive (no other ranked model)"
+    rank = 1 + sum(1 for _, c in others if (c.value > ref.value if hib else c.value < ref.value))
+    where = f"rank {rank} of {len(others) + 1}"
+    ahead = [row for row, c in others if _separated(c, ref, hib)]  # surely better than the reference
+    overlapping = [row for row, c in others if not _separated(c, ref, hib) and not _separated(ref, c, hib)]
+    reasons = []
+    if not ref.rankable:
+        reasons.append(f"{ref_row.label}'s run is degenerate")
+    if n_images < MIN_IMAGES:
+        reasons.append(f"{n_images} images, fewer than {MIN_IMAGES}")
+    if not ahead and not overlapping:
+        candidate, rests_on = "supported", [ref_row] + [row for row, _ in others]
+        detail = "interval entirely better than every other model's"
+    elif ahead:
+        candidate, rests_on = "not supported", [ref_row, *ahead]
+        converged_ahead = [row.label for row in ahead if row.key not in unconverged]
+        detail = f"interval entirely worse than {_names(converged_ahead or [r.label for r in ahead])}'s"
+    else:
+        candidate, rests_on = None, [ref_row, *overlapping]
+        reasons.append(f"interval overlaps {_names([r.label for r in overlapping])}'s")
+    flagged = [row.label for row in rests_on if row.key in unconverged]
+    blocked = reference in unconverged or (
+        not [r for r in ahead if r.key not in unconverged] if candidate == "not supported" else bool(flagged)
     )
-    best = next((row.label for row, c in ranked if c.rank == 1), "-")
-    return f"{col.label}: not supported (rank {better + 1}; best: {best})"
+    if blocked and flagged:
+        reasons.append(f"unconverged: {_names(flagged)}")
+    if candidate is None:
+        return f"{col.label}: inconclusive ({where}; {'; '.join(reasons)})"
+    if reasons:
+        return f"{col.label}: inconclusive ({where}; {detail}, but {'; '.join(reasons)})"
+    return f"{col.label}: {candidate} ({where}; {detail})"
+
+
+def rule_text(ref: str) -> str:
+    """The verdict rule in one paragraph, as claims.md states it."""
+    return (
+        f"\"supported\" when {ref}'s interval lies entirely on the better side of every other ranked model's and "
+        f'none of these runs is flagged unconverged (U); "not supported" when {ref}\'s run is not flagged and '
+        "some model whose run is not flagged has its interval entirely on the better side of "
+        f'{ref}\'s; otherwise "inconclusive" (reasons given). Any verdict on fewer than {MIN_IMAGES} images '
+        "(a bin's n, or the test images of the boundary table) is inconclusive: with so few, a bootstrap "
+        "interval of a mean is too narrow. Runs whose convergence could not be judged count as not flagged."
+    )
 
 
 def _table(inp: Inputs, d: str, models: list[str], columns: list[Column], cell_of) -> Table:
@@ -84,8 +148,10 @@ def build(inp: Inputs) -> str:
         "95% bootstrap CI in brackets" + (", seeds averaged per image." if len(inp.seeds) > 1 else "."),
         f"- Boundary: HD95 (px, lower is better) and normalised surface Dice (NSD, %) at a tolerance of "
         f"{SURFACE_TOLERANCE_PX:g} px at the evaluation resolution; {uncertainty_text(inp)}.",
-        f'- Verdict: "supported" when {ref} is best and its interval does not overlap the second\'s. '
-        f"Best per column in **bold**, second in *italics*; degenerate runs (D) are not ranked. {DAGGER_NOTE}",
+        f"- Verdict: {rule_text(ref)} Best per column in **bold**, second in *italics*; degenerate runs (D) "
+        f"are not ranked. {DAGGER_NOTE}",
+        "",
+        summary.setting_text(inp, models),
         "",
     ]
     for d in inp.datasets:
@@ -110,7 +176,9 @@ def build(inp: Inputs) -> str:
         ]
         if empty:
             lines += [f"{empty} test images without foreground are in no bin.", ""]
-        lines += ["Verdict (small-object claim): " + verdict(size, 0, inp.reference) + ".", ""]
+        flagged_u = {m for m in models if summary.run_flags(inp, d, m)["U"]}
+        small_n = len(dice[inp.reference].reindex(bins.index[bins == "small"]).dropna())
+        lines += ["Verdict (small-object claim): " + verdict(size, 0, inp.reference, small_n, flagged_u) + ".", ""]
         boundary_cols = [
             Column("dice", "Dice (%)"),
             Column("hd95", "HD95 (px)", higher_is_better=False),
@@ -122,12 +190,20 @@ def build(inp: Inputs) -> str:
             return summary.metric_cell(inp, d, m, col.key) if col.key != "surface_dice" or have_nsd else Cell()
 
         boundary = _table(inp, d, models, boundary_cols, boundary_cell)
+
+        def n_of(metric: str, d=d) -> int:
+            return len(summary.per_image(inp, d, inp.reference, metric).dropna())
+
         lines += ["### Boundary accuracy", "", to_markdown(boundary), ""]
         if not have_nsd:
             lines += ["NSD not recorded: per_image.csv has no surface_dice column (evaluated before it existed).", ""]
         lines += [
             "Verdict (boundary claim): "
-            + "; ".join(verdict(boundary, j, inp.reference) for j in (1, 2) if have_nsd or j == 1)
+            + "; ".join(
+                verdict(boundary, j, inp.reference, n_of(boundary_cols[j].key), flagged_u)
+                for j in (1, 2)
+                if have_nsd or j == 1
+            )
             + ".",
             "",
         ]

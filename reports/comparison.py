@@ -76,6 +76,8 @@ def build(inp: Inputs) -> tuple[str, str]:
         f"{uncertainty_text(inp)}. Each table prints the metrics of the paper's table for those datasets. "
         f"{marking_text()} {DAGGER_NOTE}",
         "",
+        summary.setting_text(inp, models),
+        "",
     ]
     tex = [latex.header_comment("Comparison with the baselines (paper Tables 2-5)", provenance.lines(prov))]
     for layout in paper.comparison_layouts(inp.datasets, inp.dataset_names):
@@ -85,18 +87,19 @@ def build(inp: Inputs) -> tuple[str, str]:
         )
         table = metric_table(inp, list(layout.datasets), list(layout.metrics), models)
         where = " and ".join(names)
+        setting = latex.escape(summary.setting_text(inp, models, list(layout.datasets)))
         if layout.table:
             heading = f"{layout.table}: {', '.join(names)}"
             table.caption = (
                 f"Segmentation results on {latex.escape(where)} (layout of the paper's {layout.table}), in "
-                rf"\%: {uncertainty_text(inp, True)} ({abbrev}). {marking_text(True)}"
+                rf"\%: {uncertainty_text(inp, True)} ({abbrev}). {marking_text(True)} {setting}"
             )
             table.label = f"tab:comparison-{slug(layout.table).replace('-', '')}"
         else:
             heading = f"{where} (not a dataset of the paper)"
             table.caption = (
                 rf"Segmentation results on {latex.escape(where)}, in \%: {uncertainty_text(inp, True)} ({abbrev}). "
-                f"{marking_text(True)}"
+                f"{marking_text(True)} {setting}"
             )
             table.label = f"tab:comparison-{slug('-'.join(layout.datasets))}"
         md += [f"## {heading}", "", to_markdown(table), ""]
@@ -110,7 +113,8 @@ def build(inp: Inputs) -> tuple[str, str]:
     mark_best(hd)
     hd.caption = (
         rf"95th-percentile Hausdorff distance (HD95, {METRIC_UNITS['hd95']}; lower is better; not printed by the "
-        rf"paper): {uncertainty_text(inp, True)}. {marking_text(True)}"
+        rf"paper): {uncertainty_text(inp, True)}. {marking_text(True)} "
+        + latex.escape(summary.setting_text(inp, models))
     )
     hd.label = "tab:comparison-hd95"
     md += [

@@ -12,7 +12,6 @@ say so.
 from __future__ import annotations
 
 from reports import flags, latex, paper, provenance, summary
-from reports.comparison import uncertainty_text
 from reports.inputs import Inputs
 from reports.table import DAGGER_NOTE, Cell, Column, Table, mark_best, to_markdown
 
@@ -32,7 +31,8 @@ def _num(row: dict, key: str) -> float | None:
 
 
 def latency(row: dict, device: str) -> tuple[Cell, str]:
-    """(cell, what its interval is) of one device's latency; an empty cell when not measured."""
+    """(cell, what it shows) of one device's latency; an empty cell when not measured. For an interval
+    (``kind="ci"``) ``what`` names it without saying how it is typeset (:func:`interval_note` adds that)."""
     p = f"{device}_latency"
     median = _num(row, f"{p}_ms")
     if median is None:
@@ -42,10 +42,10 @@ def latency(row: dict, device: str) -> tuple[Cell, str]:
     for low, high, what in (("p10", "p90", "10th–90th percentile"), ("p25", "p75", "IQR"), ("min", "max", "range")):
         lo, hi = _num(row, f"{p}_{low}_ms"), _num(row, f"{p}_{high}_ms")
         if lo is not None and hi is not None:
-            return Cell(median, lo, hi, "ci"), f"median{n} ({what} in brackets)"
+            return Cell(median, lo, hi, "ci"), f"median{n}, with the {what}"
     iqr = row.get(f"{p}_iqr_ms")
     if isinstance(iqr, list | tuple) and len(iqr) == 2:
-        return Cell(median, float(iqr[0]), float(iqr[1]), "ci"), f"median{n} (IQR in brackets)"
+        return Cell(median, float(iqr[0]), float(iqr[1]), "ci"), f"median{n}, with the IQR"
     if _num(row, f"{p}_iqr_ms") is not None:
         half = _num(row, f"{p}_iqr_ms") / 2
         return Cell(median, median - half, median + half, "std"), f"median{n} ± half the IQR"
@@ -56,13 +56,50 @@ def latency(row: dict, device: str) -> tuple[Cell, str]:
     return Cell(median), f"median{n}, spread not recorded"
 
 
+def interval_note(what: str, kind: str, latex_form: bool) -> str:
+    """``what`` with where its interval is printed: in brackets in Markdown, as offsets in LaTeX."""
+    if kind != "ci":
+        return what
+    return what + (" as super-/subscript offsets from the median" if latex_form else " in brackets")
+
+
+def mdice_note(inp: Inputs, latex_form: bool) -> str:
+    names = ", ".join(inp.dataset_names[d] for d in inp.datasets)
+    what = (
+        f"mDice: mean test Dice over {names} (each dataset's mean over its test images, then their mean)"
+        if len(inp.datasets) > 1
+        else f"mDice: mean test Dice on {names} (mean over its test images)"
+    )
+    if len(inp.seeds) > 1:
+        return f"{what}, ± standard deviation over {len(inp.seeds)} seeds"
+    where = "as super-/subscript offsets" if latex_form else "in brackets"
+    return f"{what}, with its 95% bootstrap confidence interval {where}"
+
+
+def input_size_text(inp: Inputs, models: list[str]) -> str:
+    """The side of the input the complexity stage measured ``models`` at (``224 / 256`` when they differ)."""
+    size = {inp.complexity[m].get("input_size") for m in models} - {None}
+    return " / ".join(str(s) for s in sorted(size)) or "224"
+
+
+def same_datasets_as_table7(inp: Inputs) -> bool:
+    """Whether this run's mDice averages the datasets the paper's Table 7 mDice averages."""
+    return sorted(inp.dataset_names[d] for d in inp.datasets) == sorted(paper.table7_datasets())
+
+
 def build(inp: Inputs) -> tuple[str, str]:
-    """(complexity.md, complexity.tex)."""
+    """(complexity.md, complexity.tex).
+
+    The paper's Table 7 mDice averages its seven datasets; it is printed beside ours only when this run
+    averages the same seven, else left out with a note saying why."""
     prov = inp.provenance
     models = inp.main_models()
     measured = "Measured here"
+    names = ", ".join(inp.dataset_names[d] for d in inp.datasets)
+    comparable = same_datasets_as_table7(inp)
+    over = f"{len(inp.datasets)} datasets" if len(inp.datasets) > 3 else names
     columns = [
-        Column("mdice", "mDice (%)", measured, True),
+        Column("mdice", f"mDice over {over} (%)", measured, True),
         Column("params", "#Param (M)", measured, False),
         Column("gflops", "GFLOPs (fvcore)", measured, False),
     ]
@@ -73,8 +110,10 @@ def build(inp: Inputs) -> tuple[str, str]:
             label = "CPU" if device == "cpu" else "GPU"
             columns.append(Column(f"{device}_latency", f"{label} latency (ms)", measured, False, decimals=1))
             latency_cells[device] = {m: c for m, (c, _) in found.items()}
-            latency_notes[device] = sorted({w for _, w in found.values() if w})
-    paper_cols = [("params_M", "#Param (M)"), ("GFLOPs", "GFLOPs (thop)"), ("mDice_percent", "mDice (%)")]
+            latency_notes[device] = sorted({(w, c.kind) for c, w in found.values() if w})
+    paper_cols = [("params_M", "#Param (M)"), ("GFLOPs", "GFLOPs (thop)")]
+    if comparable:
+        paper_cols.append(("mDice_percent", "mDice (%)"))
     columns += [Column(k, label, "Paper Table 7", ranked=False) for k, label in paper_cols]
     cells = []
     for m in models:
@@ -90,36 +129,55 @@ def build(inp: Inputs) -> tuple[str, str]:
         cells.append(line)
     rows = [summary.make_row(inp, m, inp.datasets) for m in models]
     table = mark_best(Table(rows, columns, cells))
-    size = {inp.complexity[m].get("input_size") for m in models} - {None}
-    size_text = " / ".join(str(s) for s in sorted(size)) or "224"
+    size_text = input_size_text(inp, models)
     gpu_names = sorted({str(inp.complexity[m].get("gpu")) for m in models if inp.complexity[m].get("gpu")})
     threads = sorted({inp.complexity[m].get("cpu_threads") for m in models} - {None})
-    lat_text = "; ".join(
-        f"{d.upper()} latency: {', '.join(latency_notes[d])}" for d in latency_cells if latency_notes[d]
-    )
     where = f"CPU threads: {', '.join(map(str, threads)) or 'not recorded'}" + (
         f"; GPU: {', '.join(gpu_names)}" if gpu_names else ""
     )
+    table7 = ", ".join(paper.table7_datasets())
+    if comparable:
+        mdice_paper = f"The paper's Table 7 mDice averages the same datasets ({table7})."
+    else:
+        mdice_paper = (
+            f"The paper's Table 7 mDice averages its seven datasets ({table7}); this run's averages {names} only, "
+            "so the paper's mDice is not set beside it (its values are in reports/paper/complexity.csv)."
+        )
+
+    def notes(latex_form: bool) -> list[str]:
+        lat = "; ".join(
+            f"{d.upper()} latency: {', '.join(interval_note(w, k, latex_form) for w, k in latency_notes[d])}"
+            for d in latency_cells
+            if latency_notes[d]
+        )
+        return [f"{mdice_note(inp, latex_form)}. {mdice_paper}", f"{lat}. {where}." if lat else f"{where}."]
+
+    setting = summary.setting_text(inp, models)
     table.caption = (
-        r"Complexity (layout of the paper's Table 7): mean test Dice over this run's datasets, parameters, "
+        rf"Complexity (layout of the paper's Table 7): mean test Dice over {latex.escape(names)}, parameters, "
         rf"fvcore GFLOPs and latency of one 3$\times${size_text}$\times${size_text} image measured here, beside "
-        r"the paper's Table 7 values (thop GFLOPs; -- where the paper has no value). Best measured value in bold "
-        r"red, second underlined blue."
+        r"the paper's Table 7 parameters and thop GFLOPs (-- where the paper has no value)"
+        + (" and mDice" if comparable else "; the paper's mDice, over other datasets, is left out")
+        + rf". Best measured value in bold red, second underlined blue. {latex.escape(setting)}"
     )
     table.label = "tab:complexity"
-    table.notes = [f"mDice: {uncertainty_text(inp)}. {lat_text}. {where}."]
+    table.notes = notes(False)
+    table.tex_notes = notes(True)
     if any(r.flags for r in rows):
-        table.tex_notes = [*table.notes, flags.SHORT_RULES]
+        table.tex_notes.append(flags.SHORT_RULES)
         table.notes += [flags.describe_rules(), *summary.flag_notes(inp, models, inp.datasets)]
     md = [
         "# Complexity (paper Table 7, measured here)",
         "",
         f"Generated by `dvc repro` (stages `complexity` and `report`). Parameters and fvcore GFLOPs of each model "
         f"at 1x3x{size_text}x{size_text} (its fixed size where it has one); latency of one image in eval mode on "
-        "the machine that ran the complexity stage; mDice: mean test Dice over the datasets of this run "
-        f"({', '.join(inp.dataset_names[d] for d in inp.datasets)}). The `Paper Table 7` columns are the "
-        "paper's values (– where the paper has no value). Best measured value per column in **bold**, second "
-        f"in *italics* (higher mDice, lower everything else). {DAGGER_NOTE}",
+        f"the machine that ran the complexity stage; mDice: mean test Dice over the datasets of this run ({names}). "
+        "The `Paper Table 7` columns are the paper's values (– where the paper has no value)"
+        + ("" if comparable else "; the paper's mDice averages other datasets and is left out")
+        + ". Best measured value per column in **bold**, second in *italics* (higher mDice, lower everything "
+        f"else). {DAGGER_NOTE}",
+        "",
+        setting,
         "",
         to_markdown(table),
         "",

@@ -3,7 +3,9 @@ the validation curves of every run.
 
 No figure has a title (that is the caption's job). Files carry no timestamp or software version, so the
 same inputs give byte-identical PNG and PDF files. ``palette="colorblind"`` (params.yaml
-``report.palette``) uses the Okabe-Ito colours throughout.
+``report.palette``) uses the Okabe-Ito colours throughout. "Ours" has a colour of its own in every
+figure (:data:`OURS`, orange in both palettes); other models and families are drawn from the rest of the
+palette (:func:`colours`), never in it. Legends sit beside their axes.
 """
 
 from __future__ import annotations
@@ -16,31 +18,25 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from reports.overlays import OVERLAY_LABELS, OVERLAYS  # noqa: E402
 
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
-TAB10 = list(plt.get_cmap("tab10").colors)
-# Overlay colours of the qualitative figure (RGB 0-255): correct lesion, over-, under-segmented, ground truth.
-OVERLAYS = {
-    "default": {"tp": (255, 220, 0), "fp": (230, 30, 30), "fn": (30, 200, 30), "gt": (0, 150, 255)},
-    "colorblind": {"tp": (240, 228, 66), "fp": (213, 94, 0), "fn": (0, 114, 178), "gt": (204, 121, 167)},
-}
-OVERLAY_LABELS = {
-    "tp": "correct lesion pixels",
-    "fp": "over-segmented",
-    "fn": "under-segmented",
-    "gt": "ground truth",
-}
-BUBBLE_AREA_PER_POINT = 12.0  # marker area (pt^2) per Dice percentage point: area proportional to mDice
+TAB10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
+OURS = {"default": TAB10[1], "colorblind": OKABE_ITO[0]}  # the reference model's / "Ours" family's colour
+BUBBLE_AREA = (60.0, 900.0)  # marker area (pt^2) of the lowest and the highest mean Dice
 
 
-def colours(palette: str, n: int) -> list:
-    base = OKABE_ITO if palette == "colorblind" else TAB10
+def colours(palette: str, n: int) -> list[str]:
+    """``n`` colours of the palette for models or families other than Ours: never Ours' colour."""
+    base = [c for c in (OKABE_ITO if palette == "colorblind" else TAB10) if c != OURS[palette]]
     return [base[i % len(base)] for i in range(n)]
 
 
@@ -115,18 +111,89 @@ def place_labels(ax, xs, ys, radii_px, texts: list[str], bold: list[bool], fonts
     return [annotations[i] for i in range(len(texts))]
 
 
+def size_legend_values(dice: np.ndarray) -> list[float]:
+    """Two to four round Dice values spread over the plotted range: the first and last at least 70% of the
+    range apart, so that their circles differ visibly (one value when every Dice is equal)."""
+    finite = dice[np.isfinite(dice)]
+    if not len(finite):
+        return []
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo < 1e-9:
+        return [lo]
+    tol = (hi - lo) * 1e-9
+    for nbins in (3, 4, 5, 6, 8, 10, 12):
+        ticks = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        inside = [round(float(t), 9) for t in ticks if lo - tol <= t <= hi + tol]
+        if len(inside) > 4:
+            inside = [inside[i] for i in np.unique(np.linspace(0, len(inside) - 1, 3).round().astype(int))]
+        if len(inside) >= 2 and inside[-1] - inside[0] >= 0.7 * (hi - lo):
+            return inside
+    return [lo, hi]
+
+
+def bubble_areas(dice: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Marker areas (pt^2): linear in mean Dice from ``BUBBLE_AREA[0]`` at ``lo`` to ``BUBBLE_AREA[1]`` at ``hi``
+    (the middle size when ``lo == hi``), so that the spread of the values shows whatever their range; 0 for NaN."""
+    small, large = BUBBLE_AREA
+    dice = np.asarray(dice, dtype=float)
+    share = np.full(dice.shape, 0.5) if hi - lo < 1e-9 else (dice - lo) / (hi - lo)
+    return np.where(np.isfinite(dice), small + (large - small) * np.clip(share, 0, 1), 0.0)
+
+
+def _value_text(v: float) -> str:
+    return np.format_float_positional(v, precision=6, trim="-")
+
+
+def _size_legend(ax, handles: list[Line2D], gap_pt: float = 3.0):
+    """The size legend beside the axes, its rows spaced so that neighbouring circles never touch: laid out,
+    measured, and laid out again with the missing space added (matplotlib's row height is not the marker's)."""
+    fig = ax.figure
+    box = max(h.get_markersize() for h in handles) / 7.0  # in font sizes (7 pt): circles fit their handle box
+    options = {
+        "title": "mean Dice (area)",
+        "loc": "lower left",
+        "bbox_to_anchor": (1.01, 0.0),
+        "fontsize": 7,
+        "title_fontsize": 7,
+        "frameon": False,
+        "handleheight": box,
+        "handlelength": box,
+        "borderpad": 0.4,
+        "handletextpad": 0.8,
+    }
+    legend = ax.legend(handles=handles, labelspacing=0.4, **options)
+    if len(handles) < 2:
+        return legend
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    points = 72 / fig.dpi
+    centres = [(lambda e: (e.y0 + e.y1) / 2)(h.get_window_extent(renderer)) for h in legend.legend_handles]
+    short = max(  # points missing between the two closest circles
+        (a.get_markersize() + b.get_markersize()) / 2 + gap_pt - abs(ya - yb) * points
+        for a, b, ya, yb in zip(handles, handles[1:], centres, centres[1:], strict=False)
+    )
+    if short <= 0:
+        return legend
+    legend.remove()
+    return ax.legend(handles=handles, labelspacing=0.4 + short / 7.0, **options)
+
+
 def bubble_chart(rows, palette: str = "default") -> plt.Figure:
-    """GFLOPs against parameters; bubble AREA proportional to mean Dice, colour = family, a size legend,
-    the reference model ("Ours") drawn with a thick black edge and a bold label.
+    """GFLOPs against parameters; bubble area linear in mean Dice over the plotted range (size legend),
+    colour = family ("Ours" in :data:`OURS`), the reference model drawn with a thick black edge and a bold label.
 
     ``rows``: DataFrame with ``label``, ``family``, ``params_m``, ``gflops``, ``mdice`` (%), ``ours`` (bool).
     """
     fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=150)
     x, y = rows["params_m"].to_numpy(float), rows["gflops"].to_numpy(float)
-    dice = np.clip(rows["mdice"].to_numpy(float), 0, None)
-    sizes = BUBBLE_AREA_PER_POINT * np.nan_to_num(dice)
+    dice = rows["mdice"].to_numpy(float)
+    refs = size_legend_values(dice)
+    finite = dice[np.isfinite(dice)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
+    sizes = bubble_areas(dice, lo, hi)
     families = list(dict.fromkeys(rows["family"]))
-    colour_of = dict(zip(families, colours(palette, len(families)), strict=True))
+    others = iter(colours(palette, len(families)))
+    colour_of = {f: OURS[palette] if f == "Ours" else next(others) for f in families}
     ours = rows["ours"].to_numpy(bool)
     ax.scatter(
         x,
@@ -173,24 +240,18 @@ def bubble_chart(rows, palette: str = "default") -> plt.Figure:
                 label="Ours (reference)",
             )
         )
-    finite = dice[np.isfinite(dice) & (dice > 0)]
-    refs = []
-    if len(finite):
-        ticks = MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]).tick_values(finite.min(), finite.max())
-        refs = [float(t) for t in ticks if 0 < t <= finite.max() * 1.05] or [float(finite.max())]
     size_handles = [
         Line2D(
             [],
             [],
             marker="o",
             linestyle="",
-            markersize=math.sqrt(BUBBLE_AREA_PER_POINT * v),
+            markersize=math.sqrt(area),  # markersize is the diameter in points, scatter's s the area in pt^2
             markerfacecolor="0.85",
             markeredgecolor="0.3",
-            label=f"{v:g}%",
+            label=f"{_value_text(v)}%",
         )
-        for v in refs
-        if v > 0
+        for v, area in zip(refs, bubble_areas(np.array(refs), lo, hi), strict=True)
     ]
     first = ax.legend(
         handles=family_handles,
@@ -202,20 +263,9 @@ def bubble_chart(rows, palette: str = "default") -> plt.Figure:
         frameon=False,
     )
     ax.add_artist(first)
-    biggest = max((h.get_markersize() for h in size_handles), default=7.0) / 7.0  # in font sizes (7 pt)
-    ax.legend(
-        handles=size_handles,
-        title="mean Dice (area)",
-        loc="lower left",
-        bbox_to_anchor=(1.01, 0.0),
-        fontsize=7,
-        title_fontsize=7,
-        frameon=False,
-        labelspacing=0.8 * biggest,
-        borderpad=0.6 * biggest,
-        handlelength=biggest,
-        handletextpad=0.8,
-    )
+    first.set_clip_on(False)  # add_artist clips it to the axes, which leaves it out of tight_layout's room
+    if size_handles:
+        _size_legend(ax, size_handles)
     fig.tight_layout()
     fig.canvas.draw()
     radii = np.sqrt(sizes) / 2 * fig.dpi / 72
@@ -296,22 +346,32 @@ def qualitative_grid(
 
 
 def val_curves(
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], reference: str | None = None, palette: str = "default"
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    reference: str | None = None,
+    palette: str = "default",
+    ours: set[str] | None = None,
 ) -> plt.Figure:
     """One panel per dataset, one line per model: validation Dice (%) against epoch (mean over seeds).
 
-    ``curves``: dataset label -> model label -> (epochs, val Dice %); ``reference``: label drawn thicker.
+    ``curves``: dataset label -> model label -> (epochs, val Dice %); ``reference``: label drawn thicker;
+    ``ours``: labels drawn in :data:`OURS` (default: the reference). The legend sits beside the top-right panel.
     """
     names = list(curves)
     n = max(len(names), 1)
     n_cols = min(n, 3)
     n_rows = math.ceil(n / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols + 1.8, 2.8 * n_rows), dpi=150, squeeze=False)
+    panels_width = 3.6 * n_cols
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panels_width, 2.8 * n_rows), dpi=150, squeeze=False)
+    ours = {reference} if ours is None else set(ours)
     all_models = list(dict.fromkeys(m for c in curves.values() for m in c))
-    palette_colours = colours(palette, len(all_models))
+    others = [m for m in all_models if m not in ours]
     styles = ["-", "--", ":", "-."]
-    base = len(OKABE_ITO if palette == "colorblind" else TAB10)
-    style_of = {m: (palette_colours[i], styles[(i // base) % len(styles)]) for i, m in enumerate(all_models)}
+    cycle = len(set(colours(palette, 64)))  # colours before the palette repeats: then the line style changes
+    style_of = {}
+    for i, (m, c) in enumerate(zip(others, colours(palette, len(others)), strict=True)):
+        style_of[m] = (c, styles[(i // cycle) % len(styles)])
+    for i, m in enumerate(m for m in all_models if m in ours):
+        style_of[m] = (OURS[palette], styles[i % len(styles)])
     for k, ax in enumerate(axes.flat):
         if k >= len(names):
             ax.axis("off")
@@ -342,8 +402,14 @@ def val_curves(
         for m in all_models
     ]
     if handles:
-        fig.legend(handles=handles, loc="center right", fontsize=6, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.8 / (3.6 * n_cols + 1.8), 1))
+        legend = axes[0, -1].legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=6, frameon=False
+        )
+        fig.canvas.draw()
+        # Widen the figure by the legend's width only, so that it sits beside the panels, not across blank space.
+        width = legend.get_window_extent().width / fig.dpi
+        fig.set_size_inches(panels_width + width + 0.15, fig.get_size_inches()[1])
+    fig.tight_layout()
     return fig
 
 

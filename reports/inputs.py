@@ -23,7 +23,7 @@ from datasets.base import DatasetError
 from datasets.registry import get_adapter
 from engine.metric_names import PAPER_METRICS
 from models.dyglnet_variants import ABLATION_VARIANTS
-from reports import provenance
+from reports import paper, provenance
 from reports.table import family_rank
 
 
@@ -61,6 +61,7 @@ class Inputs:
     reference: str
     palette: str
     provenance: dict[str, str] = field(default_factory=dict)
+    recipes: dict[str, dict] = field(default_factory=dict)  # model key -> its paper.RECIPE_KEYS settings
 
     def main_models(self) -> list[str]:
         """The non-ablation models in the paper's row order (family, then params.yaml order)."""
@@ -234,6 +235,7 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
         qualitative_dataset=qual_dataset,
         reference=reference,
         palette=params.report.palette,
+        recipes={m: {k: getattr(specs[m].recipe, k) for k in paper.RECIPE_KEYS} for m in models},
     )
     inputs.provenance = provenance.collect(
         root, params, datasets, models, prepared, {k: r.train for k, r in loaded.items()}

@@ -15,9 +15,11 @@ import pandas as pd
 
 from core.errors import UserError
 from engine.metric_names import PAPER_METRICS, metric_key
+from engine.params import TrainParams
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
 CITATION = "Zhao et al., Pattern Recognition 2025"
+RECIPE_KEYS = ("img_size", "epochs", "batch_size", "lr")  # the recipe settings the reports name and compare
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,14 @@ def paper_value(table: str, **where: str) -> float | None:
         mask &= frame[key] == value
     hits = frame.loc[mask, column]
     return float(hits.iloc[0]) if len(hits) else None
+
+
+def recipe() -> dict[str, float]:
+    """The paper's recipe (section 4.1) for ``RECIPE_KEYS``: the defaults of params.yaml's ``train:`` schema."""
+    defaults = TrainParams()
+    return {k: getattr(defaults, k) for k in RECIPE_KEYS}
+
+
+def table7_datasets() -> list[str]:
+    """The datasets whose mean Dice the paper's Table 7 prints: the seven of its Table 1."""
+    return list(read("datasets")["dataset"])

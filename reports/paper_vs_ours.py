@@ -1,7 +1,9 @@
 """``paper_vs_ours.md``: every reproduced number beside the paper's value and the difference.
 
 Rows follow the other tables' order (datasets as run, models by family, metrics as the paper prints
-them); "–" where the paper has no value.
+them); "–" where the paper has no value. One line says whether our recipe is the paper's and how it
+differs; each reproduced value says whether the paper's value lies inside our interval (the 95% bootstrap
+CI with one seed, mean ± standard deviation over seeds with several).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ def _diff(ours: float | None, theirs: float | None) -> str:
         return "–"
     text = fmt(ours - theirs)
     return text if text.startswith("-") or float(text) == 0 else "+" + text
+
+
+def inside(cell, theirs: float | None) -> str:
+    """Whether the paper's value lies within our interval (ends included): "yes"/"no"; "–" without either."""
+    if theirs is None or cell.missing or cell.low is None or cell.high is None:
+        return "–"
+    return "yes" if cell.low <= theirs <= cell.high else "no"
 
 
 def _metric_rows(inp: Inputs, table: str, models: list[str], model_column: str) -> list[list[str]]:
@@ -45,6 +54,7 @@ def _metric_rows(inp: Inputs, table: str, models: list[str], model_column: str) 
                         fmt(ours) + interval_text(cell, 2),
                         fmt(theirs),
                         _diff(ours, theirs),
+                        inside(cell, theirs),
                     ]
                 )
     return rows
@@ -58,8 +68,11 @@ def build(inp: Inputs) -> str:
         f"paper. Ours: {_uncertainty(inp)}. Rows appear where the paper reports the same dataset, model and "
         "metric; – where a value is missing.",
         "",
+        summary.setting_text(inp, inp.models),
+        "",
     ]
-    headers = ["Dataset", "Model", "Metric", "Ours", "Paper", "diff"]
+    interval = "95% CI" if len(inp.seeds) == 1 else "mean ± std"
+    headers = ["Dataset", "Model", "Metric", "Ours", "Paper", "diff", f"Paper in our {interval}"]
     run_names = ", ".join(inp.dataset_names[d] for d in inp.datasets)
     for title, table, models, column in (
         ("Segmentation metrics (Tables 2-5), %", "comparison", inp.main_models(), "model"),
@@ -68,7 +81,7 @@ def build(inp: Inputs) -> str:
         rows = _metric_rows(inp, table, models, column)
         lines += [f"## {title}", ""]
         if rows:
-            lines += [markdown_table(headers, rows, "lllrrr"), ""]
+            lines += [markdown_table(headers, rows, "lllrrrl"), ""]
         else:
             lines += [
                 f"No run of this configuration matches a dataset and model of this table (datasets run: {run_names}).",

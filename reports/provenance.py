@@ -5,10 +5,14 @@ Collected once per report run (:func:`collect`) and printed in every Markdown re
 
 - ``commit``: ``git rev-parse HEAD``, and ``dirty`` when tracked or untracked, non-ignored files differ
   from it, not counting the pipeline's own outputs (``output/``, ``results/``, ``runs/``, ``data/``,
-  ``dvc.lock``, ``metrics.json``, ``code_fingerprints.yaml``), which change with every run;
-- ``pipeline``: sha256 of ``dvc.lock``'s stage entries except ``report`` (canonical JSON: sorted keys, no
-  spaces), read as a file, not declared as a dependency (the report's own entry would make it stale); of
-  the ``fingerprint`` stage only its output counts (the code fingerprints every stage reads): its
+  ``dvc.lock``, ``metrics.json``, ``code_fingerprints.yaml``), which change with every run; the first
+  ``DIRTY_SHOWN`` changed paths are named (then "and N more");
+- ``pipeline``: sha256 of ``dvc.lock``'s entries of the current stages except ``report`` (canonical JSON:
+  sorted keys, no spaces), read as a file, not declared as a dependency (the report's own entry would make
+  it stale). The current stages are those ``dvc.yaml`` defines for the run's params (``foreach`` and
+  ``matrix`` expanded as DVC names them, :func:`stage_names`); dvc.lock keeps entries of stages no longer
+  defined (a model or dataset dropped from params.yaml), which are left out and counted. Of the
+  ``fingerprint`` stage only its output counts (the code fingerprints every stage reads): its
   dependencies are whole source folders, so a comment in a module no stage runs would change the digest
   of an unchanged pipeline;
 - ``splits``: sha256 of ``data/prepared/<dataset>/split.json`` per dataset;
@@ -25,6 +29,7 @@ Nothing time-dependent is recorded, so the same inputs give byte-identical repor
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 import subprocess
@@ -38,15 +43,32 @@ GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics.jso
 PACKAGES = ("torch", "timm", "segmentation-models-pytorch")
 
 
+DIRTY_SHOWN = 5  # changed paths named in the commit line
+
+
+def changed_paths(porcelain_z: str) -> list[str]:
+    """Paths of ``git status --porcelain -z`` output (a rename or copy gives its new path)."""
+    entries = porcelain_z.split("\0")
+    paths, i = [], 0
+    while i < len(entries):
+        entry = entries[i]
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if entry[0] in "RC":
+                i += 1  # the next entry is the old path
+        i += 1
+    return paths
+
+
 def git_state(root: Path) -> str:
-    """``<commit>`` plus `` (clean)`` / `` (dirty: N paths)``, or why it is unknown."""
+    """``<commit>`` plus `` (clean)`` / `` (dirty: N changed paths: a, b, ... and M more)``, or why it is unknown."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=20
         ).stdout.strip()
         excludes = [f":(exclude){p}" for p in GENERATED_PATHS]
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--", ".", *excludes],
+            ["git", "status", "--porcelain", "-z", "--", ".", *excludes],
             cwd=root,
             capture_output=True,
             text=True,
@@ -55,24 +77,87 @@ def git_state(root: Path) -> str:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout, or git is not installed)"
-    changed = [line for line in status.splitlines() if line.strip()]
-    return f"{commit} (dirty: {len(changed)} changed paths)" if changed else f"{commit} (clean)"
+    changed = changed_paths(status)
+    if not changed:
+        return f"{commit} (clean)"
+    shown = ", ".join(changed[:DIRTY_SHOWN])
+    more = f" and {len(changed) - DIRTY_SHOWN} more" if len(changed) > DIRTY_SHOWN else ""
+    return f"{commit} (dirty: {len(changed)} changed paths: {shown}{more})"
 
 
 FINGERPRINT_STAGE = "fingerprint"  # dvc.yaml's stage that writes code_fingerprints.yaml
 
 
-def lock_digest(lock: Path) -> str:
-    """sha256 of the canonical JSON of every dvc.lock stage entry except ``report`` (and the fingerprint
-    stage's folder dependencies)."""
+def _resolve(value, values: dict):
+    """A ``foreach``/``matrix`` value: a literal list or mapping, or ``${a.b}`` looked up in ``values``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.startswith("${") and text.endswith("}")):
+            return None
+        found = values
+        for part in text[2:-1].strip().split("."):
+            if not isinstance(found, dict) or part not in found:
+                return None
+            found = found[part]
+        return found
+    return value if isinstance(value, list | dict) else None
+
+
+def _dvc_str(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def stage_names(dvc_yaml: Path, values: dict) -> set[str] | None:
+    """Names of the stages ``dvc_yaml`` defines for the params ``values``, expanded as DVC names them
+    (``name@key`` for ``foreach``, ``name@a-b-c`` for ``matrix``); None when the file is missing or
+    unreadable or a ``foreach``/``matrix`` value cannot be resolved here."""
+    try:
+        stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    names: set[str] = set()
+    for name, stage in stages.items():
+        stage = stage if isinstance(stage, dict) else {}
+        if "foreach" in stage:
+            items = _resolve(stage["foreach"], values)
+            if items is None:
+                return None
+            if isinstance(items, dict):
+                keys = [_dvc_str(k) for k in items]
+            elif any(isinstance(v, list | dict) for v in items):
+                keys = [str(i) for i in range(len(items))]
+            else:
+                keys = [_dvc_str(v) for v in items]
+            names.update(f"{name}@{k}" for k in keys)
+        elif "matrix" in stage:
+            axes = []
+            for key, value in (stage["matrix"] or {}).items():
+                items = _resolve(value, values)
+                if items is None:
+                    return None
+                # as DVC: a mapping iterates over its keys; a composite item is named <key><index>
+                axes.append([f"{key}{i}" if isinstance(v, list | dict) else _dvc_str(v) for i, v in enumerate(items)])
+            names.update(f"{name}@{'-'.join(combo)}" for combo in itertools.product(*axes))
+        else:
+            names.add(name)
+    return names
+
+
+def lock_digest(lock: Path, current: set[str] | None = None) -> str:
+    """sha256 of the canonical JSON of the dvc.lock entries of the ``current`` stages (every entry when None)
+    except ``report`` (and the fingerprint stage's folder dependencies)."""
     if not lock.is_file():
         return f"no {lock.name} (stages not run through DVC)"
     stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-    kept = {k: v for k, v in stages.items() if k != "report"}
+    kept = {k: v for k, v in stages.items() if k != "report" and (current is None or k in current)}
+    stale = sum(1 for k in stages if k != "report" and k not in kept)
     if isinstance(kept.get(FINGERPRINT_STAGE), dict):
         kept[FINGERPRINT_STAGE] = {k: v for k, v in kept[FINGERPRINT_STAGE].items() if k != "deps"}
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return f"sha256 {hashlib.sha256(canonical.encode('utf-8')).hexdigest()} ({len(kept)} stages, report excluded)"
+    text = f"sha256 {hashlib.sha256(canonical.encode('utf-8')).hexdigest()} ({len(kept)} stages, report excluded"
+    if current is None:
+        return text + "; dvc.yaml not resolved, so every entry counts)"
+    return text + (f"; {stale} entries of stages no longer in dvc.yaml left out)" if stale else ")")
 
 
 def file_digest(path: Path) -> str:
@@ -153,7 +238,7 @@ def collect(root: Path, params, datasets, models, prepared: Path, train_json) ->
     """Every provenance field as text (see the module docstring)."""
     return {
         "commit": git_state(root),
-        "pipeline (dvc.lock)": lock_digest(root / "dvc.lock"),
+        "pipeline (dvc.lock)": lock_digest(root / "dvc.lock", stage_names(root / "dvc.yaml", params.model_dump())),
         "splits": "; ".join(f"{d}: {file_digest(prepared / d / 'split.json')}" for d in datasets),
         "profile": params.profile,
         "recipe": recipe_text(params, models),

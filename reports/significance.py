@@ -108,6 +108,8 @@ def build(inp: Inputs) -> str:
         f"{ref_name} better on every untied image, −1: worse on every one). With n untied pairs the smallest "
         "possible two-sided p is 2/2^n, so fewer than 6 untied pairs can never be significant.",
         "",
+        summary.setting_text(inp, inp.models),
+        "",
     ]
     order = [m for m in inp.ordered(inp.models) if m != inp.reference]
     for d in inp.datasets:

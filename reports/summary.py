@@ -4,18 +4,20 @@ One seed: the mean over test images with its 95% bootstrap confidence interval (
 where the evaluation wrote it, else computed here from ``per_image.csv`` with the same seeded
 percentile bootstrap, 1000 resamples). Several seeds: the mean over seeds of each seed's mean, ± the
 standard deviation over seeds. Per-image values are averaged over seeds before paired statistics.
+Also the sentence every table's caption carries: the datasets and the recipe, and whether it is the paper's.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from engine.metric_names import PAPER_METRICS, REPORT_SCALE
 from engine.stats import bootstrap_means, summarize
-from reports import flags
+from reports import flags, paper
 from reports.inputs import Inputs
 from reports.table import Cell, Row
 
@@ -141,3 +143,41 @@ def is_degenerate(inp: Inputs, d: str, m: str) -> bool:
 
 def finite(x: float | None) -> bool:
     return x is not None and not math.isnan(x)
+
+
+RECIPE_FORMS = {"img_size": "{} px", "epochs": "{} epochs", "batch_size": "batch {}", "lr": "lr {}"}
+RECIPE_NAMES = {"img_size": "image size", "epochs": "epochs", "batch_size": "batch size", "lr": "learning rate"}
+
+
+def _setting(key: str, value: float) -> str:
+    return RECIPE_FORMS[key].format(f"{value:g}")
+
+
+def recipe_text(inp: Inputs, models: list[str]) -> str:
+    """The recipe of ``models`` (per-model overrides named) and whether it is the paper's, e.g. ``64 px, 8
+    epochs, batch 16, lr 0.001: not the paper's recipe (224 px, 130 epochs, batch 16, lr 0.001); image size
+    and epochs differ``. Compares image size, epochs, batch size and learning rate (``paper.RECIPE_KEYS``)."""
+    recipes = {m: inp.recipes[m] for m in models if m in inp.recipes}
+    if not recipes:
+        return "recipe not recorded"
+    theirs = paper.recipe()
+    common = {k: Counter(r[k] for r in recipes.values()).most_common(1)[0][0] for k in paper.RECIPE_KEYS}
+    overrides = []
+    for m, r in recipes.items():
+        diff = [_setting(k, r[k]) for k in paper.RECIPE_KEYS if r[k] != common[k]]
+        if diff:
+            overrides.append(f"{inp.names[m]}: {', '.join(diff)}")
+    ours = ", ".join(_setting(k, common[k]) for k in paper.RECIPE_KEYS)
+    ours += f" ({'; '.join(overrides)})" if overrides else ""
+    paper_text = ", ".join(_setting(k, theirs[k]) for k in paper.RECIPE_KEYS)
+    differ = [RECIPE_NAMES[k] for k in paper.RECIPE_KEYS if any(r[k] != theirs[k] for r in recipes.values())]
+    if not differ:
+        return f"{ours}: the paper's recipe ({paper_text})"
+    named = differ[0] if len(differ) == 1 else ", ".join(differ[:-1]) + " and " + differ[-1]
+    return f"{ours}: not the paper's recipe ({paper_text}); {named} differ{'s' if len(differ) == 1 else ''}"
+
+
+def setting_text(inp: Inputs, models: list[str], datasets: list[str] | None = None) -> str:
+    """One sentence for captions: the datasets and the recipe (see :func:`recipe_text`)."""
+    datasets = inp.datasets if datasets is None else datasets
+    return f"Datasets: {', '.join(inp.dataset_names[d] for d in datasets)}. Recipe: {recipe_text(inp, models)}."

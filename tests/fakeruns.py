@@ -2,7 +2,7 @@
 
 ``make_tree(root, datasets, models, seeds)`` writes, as the stages would:
 
-- ``params.yaml`` (profile, datasets, models, seeds, train, report);
+- ``params.yaml`` (profile, datasets, models, seeds, train (``train=`` overrides keys), report);
 - ``data/prepared/<D>/``: images.npy, masks.npy (one disc per image, radii spread so that the lesion-size
   bins are populated), ids.json, split.json (every image in test);
 - ``results/<D>/<M>/seed<S>/``: pred/<id>.png, per_image.csv (every key of ``image_metrics`` computed on
@@ -82,6 +82,7 @@ def make_tree(
     with_logs: bool = True,
     latency: bool = True,
     palette: str = "default",
+    train: dict | None = None,
 ) -> Path:
     """Write the tree under ``root``; returns ``root`` (see the module docstring)."""
     root = Path(root)
@@ -94,7 +95,7 @@ def make_tree(
         "datasets": {d: {"raw": f"data/raw/{d}"} for d in datasets},
         "models": entries,
         "seeds": list(seeds),
-        "train": {"epochs": 8, "img_size": size, "batch_size": 4, "lr": 0.001},
+        "train": {"epochs": 8, "img_size": size, "batch_size": 4, "lr": 0.001, **(train or {})},
         "report": {"reference_model": "dyglnet", "qualitative_images": 3, "palette": palette},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -31,3 +31,10 @@ def test_add_a_baseline_example_is_discovered_and_trains(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "CNN"
+
+
+def test_ph2_image_sizes_are_the_real_ones():
+    """PH2's dermoscopic images are 761-769 x 553-577 pixels, not all 768 x 560."""
+    text = README.read_text()
+    line = next(line for line in text.splitlines() if "IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp" in line)
+    assert "761-769 x 553-577" in line and "768 x 560" not in text

@@ -16,7 +16,7 @@ from fakeruns import make_tree
 
 from engine.params import load_params
 from pipeline.report import write_reports
-from reports import comparison, complexity
+from reports import comparison, complexity, summary
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -247,3 +247,82 @@ def test_report_stage_never_imports_torch(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (root / "out" / "comparison.md").is_file()
+
+
+def _captions(tex: str) -> list[str]:
+    return re.findall(r"\\caption\{(.*)\}$", tex, re.M)
+
+
+def test_complexity_sets_the_papers_mdice_beside_ours_only_over_the_same_datasets(tmp_path):
+    one = inputs_of(make_tree(tmp_path / "one", datasets=("ph2",), models=("dyglnet", "unet"), n=6))
+    md, tex = complexity.build(one)
+    header = next(line for line in md.splitlines() if line.startswith("| Family"))
+    assert "Measured here mDice over PH2 (%)" in header and "Paper Table 7 mDice" not in header
+    assert "88.60" not in md and "88.60" not in tex  # UNet's Table 7 mDice (seven datasets)
+    assert "averages PH2 only, so the paper's mDice is not set beside it" in md
+    assert "mean test Dice over PH2" in _captions(tex)[0]
+    seven = ("kvasir", "cvc", "brain_mri", "isic2016", "ph2", "glas", "tnbc")
+    md, _ = complexity.build(inputs_of(make_tree(tmp_path / "seven", datasets=seven, models=("dyglnet", "unet"), n=6)))
+    header = next(line for line in md.splitlines() if line.startswith("| Family"))
+    assert "Measured here mDice over 7 datasets (%)" in header and "Paper Table 7 mDice (%)" in header
+    assert "| 88.60 |" in md and "averages the same datasets" in md
+
+
+def test_footnotes_match_the_typesetting(built):
+    """Markdown prints intervals in brackets, LaTeX as super-/subscript offsets: the notes say which."""
+    for tex in built.glob("*.tex"):
+        assert "in brackets" not in tex.read_text(), tex.name
+    tex = (built / "complexity.tex").read_text()
+    assert "confidence interval as super-/subscript offsets" in tex
+    assert "10th--90th percentile as super-/subscript offsets from the median" in tex
+    assert re.search(r"\d\$\^\{\+[\d.]+\}_\{-[\d.]+\}\$", tex)  # ... which is how the cells are set
+    md = (built / "complexity.md").read_text()
+    assert "confidence interval in brackets" in md and "10th–90th percentile in brackets" in md
+
+
+def test_every_caption_names_the_datasets_and_the_recipe(built):
+    recipe = "Recipe: 32 px, 8 epochs, batch 4, lr 0.001: not the paper's recipe (224 px, 130 epochs, batch 16"
+    for md in built.glob("*.md"):
+        text = md.read_text()
+        assert f"Datasets: Kvasir-SEG, ISIC2016, Synthetic. {recipe}" in text, md.name
+    captions = [c for tex in built.glob("*.tex") for c in _captions(tex.read_text())]
+    assert len(captions) == 7  # Tables 2, 4, synthetic, HD95, ablation, ablation cost, complexity
+    for caption in captions:
+        if caption.startswith("Cost of the ablation variants"):
+            assert "untrained models: no dataset or recipe involved" in caption
+            continue
+        assert "Datasets: " in caption and recipe in caption, caption
+    table2 = next(c for c in captions if "Table 2" in c)
+    assert "Datasets: Kvasir-SEG. Recipe" in table2  # that table's datasets
+
+
+def test_recipe_text_says_whether_and_how_it_differs_from_the_papers(tmp_path):
+    paper_recipe = {"epochs": 130, "img_size": 224, "batch_size": 16, "lr": 0.001}
+    inp = inputs_of(make_tree(tmp_path / "a", models=("dyglnet", "unet"), n=6, train=paper_recipe))
+    assert summary.recipe_text(inp, inp.models) == (
+        "224 px, 130 epochs, batch 16, lr 0.001: the paper's recipe (224 px, 130 epochs, batch 16, lr 0.001)"
+    )
+    override = {"dyglnet": {}, "unet": {"batch_size": 8}}
+    inp = inputs_of(make_tree(tmp_path / "b", models=(), extra_models=override, n=6, train=paper_recipe))
+    assert summary.recipe_text(inp, inp.models).endswith(
+        "(Unet: batch 8): not the paper's recipe (224 px, 130 epochs, batch 16, lr 0.001); batch size differs"
+    )
+
+
+def test_paper_vs_ours_states_the_recipe_and_whether_the_paper_lies_in_our_interval(built):
+    text = (built / "paper_vs_ours.md").read_text()
+    assert "image size, epochs and batch size differ" in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| Kvasir-SEG |")]
+    assert rows and "Paper in our 95% CI |" in text
+    for row in rows:
+        low, high = map(float, re.search(r"\(([\d.]+)–([\d.]+)\)", row[3]).groups())
+        assert row[6].strip(" |") == ("yes" if low <= float(row[4]) <= high else "no"), row
+
+
+def test_claims_states_its_rule_and_is_inconclusive_on_small_bins(built):
+    text = (built / "claims.md").read_text()
+    assert '"inconclusive"' in text and "fewer than 20 images" in text and "flagged unconverged (U)" in text
+    small = re.findall(r"Verdict \(small-object claim\): (.*)", text)
+    assert len(small) == 3 and all(v.startswith("Small (n=4): inconclusive (") for v in small), small
+    assert all("4 images, fewer than 20" in v for v in small)
+    assert "not supported" not in "".join(small) and "best, not separable" not in text

@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.colors import to_rgb
 from matplotlib.legend import Legend
 from matplotlib.text import Text
 
 from reports import figures, flags, provenance
-from reports.claims import size_bins
+from reports.claims import size_bins, verdict
 from reports.significance import holm, paired_tests, rank_biserial
-from reports.table import fmt
+from reports.table import Cell, Column, Row, Table, fmt, mark_best
 
 
 def test_fmt_never_prints_negative_zero_or_nan():
@@ -78,11 +81,12 @@ def test_lock_digest_ignores_the_report_stage(tmp_path):
     lock = tmp_path / "dvc.lock"
     stages = {"train": {"cmd": "x", "outs": [{"path": "a", "md5": "1"}]}}
     lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {**stages, "report": {"cmd": "r"}}}))
-    first = provenance.lock_digest(lock)
+    first = provenance.lock_digest(lock, {"train", "report"})
     expected = hashlib.sha256(json.dumps(stages, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert first == f"sha256 {expected} (1 stages, report excluded)"
     lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {**stages, "report": {"cmd": "changed"}}}))
-    assert provenance.lock_digest(lock) == first
+    assert provenance.lock_digest(lock, {"train", "report"}) == first
+    assert provenance.lock_digest(lock).endswith("report excluded; dvc.yaml not resolved, so every entry counts)")
     assert "no missing.lock" in provenance.lock_digest(tmp_path / "missing.lock")
 
 
@@ -116,7 +120,81 @@ def test_git_state_clean_dirty_and_generated_paths(tmp_path):
     (tmp_path / "dvc.lock").write_text("stages: {}")
     assert provenance.git_state(tmp_path).endswith("(clean)")  # the pipeline's own outputs do not count
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert provenance.git_state(tmp_path).endswith("(dirty: 1 changed paths)")
+    assert provenance.git_state(tmp_path).endswith("(dirty: 1 changed paths: code.py)")
+
+
+def test_git_state_names_the_first_changed_paths(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    git("mv", "a.py", "moved.py")  # a rename names its new path
+    (tmp_path / "b.py").write_text("x = 2\n")
+    for k in range(5):
+        (tmp_path / f"new{k}.py").write_text("")
+    state = provenance.git_state(tmp_path)
+    assert state.endswith("(dirty: 7 changed paths: b.py, moved.py, new0.py, new1.py, new2.py and 2 more)"), state
+    assert provenance.changed_paths(" M a b.py\0R  new.py\0old.py\0?? c.py\0") == ["a b.py", "new.py", "c.py"]
+
+
+DVC_YAML = """
+stages:
+  fingerprint:
+    cmd: x
+  prepare:
+    foreach: ${datasets}
+    do: {cmd: x}
+  train:
+    matrix:
+      dataset: ${datasets}
+      model: ${models}
+      seed: ${seeds}
+    cmd: x
+  complexity:
+    foreach: ${models}
+    do: {cmd: x}
+  export:
+    foreach: [onnx, true]
+    do: {cmd: x}
+  report:
+    cmd: x
+"""
+
+
+def test_stage_names_expand_foreach_and_matrix_as_dvc_names_them(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    values = {"datasets": {"kvasir": {"raw": "r"}}, "models": {"unet": {}, "dyglnet": None}, "seeds": [1, 2]}
+    assert provenance.stage_names(tmp_path / "dvc.yaml", values) == {
+        "fingerprint",
+        "prepare@kvasir",
+        *(f"train@kvasir-{m}-{s}" for m in ("unet", "dyglnet") for s in (1, 2)),
+        "complexity@unet",
+        "complexity@dyglnet",
+        "export@onnx",
+        "export@true",
+        "report",
+    }
+    assert provenance.stage_names(tmp_path / "dvc.yaml", {"datasets": {}}) is None  # ${models} not in the params
+    assert provenance.stage_names(tmp_path / "missing.yaml", values) is None
+
+
+def test_lock_digest_covers_only_the_current_stages(tmp_path):
+    """dvc.lock keeps the entry of a model dropped from params.yaml: it must not change the digest."""
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    values = {"datasets": {"ph2": {"raw": "r"}}, "models": {"unet": {}}, "seeds": [42]}
+    current = {"train@ph2-unet-42": {"cmd": "t", "outs": [{"path": "a", "md5": "1"}]}}
+    stale = {"train@ph2-oldmodel-42": {"cmd": "t", "outs": [{"path": "b", "md5": "2"}]}}
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": current}))
+    alone = provenance.lock_digest(lock, provenance.stage_names(tmp_path / "dvc.yaml", values))
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {**current, **stale}}))
+    with_stale = provenance.lock_digest(lock, provenance.stage_names(tmp_path / "dvc.yaml", values))
+    assert with_stale.split(" (")[0] == alone.split(" (")[0]
+    assert with_stale.endswith("(1 stages, report excluded; 1 entries of stages no longer in dvc.yaml left out)")
 
 
 def test_versions_and_device_without_importing():
@@ -144,7 +222,7 @@ def _label_boxes(fig):
     return [Text.get_window_extent(t, renderer) for t in fig.axes[0].texts]  # the text only, not the leader line
 
 
-def test_bubble_labels_never_overlap_and_area_is_proportional():
+def test_bubble_labels_never_overlap_and_area_is_linear_in_dice():
     fig = figures.bubble_chart(_bubble_rows(13))
     fig.canvas.draw()
     boxes = _label_boxes(fig)
@@ -155,7 +233,9 @@ def test_bubble_labels_never_overlap_and_area_is_proportional():
     ax = fig.axes[0]
     assert ax.get_title() == "" and fig._suptitle is None
     sizes = ax.collections[0].get_sizes()
-    np.testing.assert_allclose(sizes / _bubble_rows(13)["mdice"].to_numpy(), figures.BUBBLE_AREA_PER_POINT)
+    dice = _bubble_rows(13)["mdice"].to_numpy()
+    small, large = figures.BUBBLE_AREA
+    np.testing.assert_allclose(sizes, small + (large - small) * (dice - dice.min()) / np.ptp(dice))
     legends = [c for c in ax.get_children() if isinstance(c, Legend)]
     titles = {lg.get_title().get_text() for lg in legends}
     assert {"Family", "mean Dice (area)"} <= titles
@@ -209,3 +289,178 @@ def test_latency_spread_forms():
     cell, what = latency({"cpu_latency_ms": 10.0, "cpu_latency_p10_ms": 8.0, "cpu_latency_p90_ms": 13.0}, "cpu")
     assert (cell.low, cell.high) == (8.0, 13.0) and "10th–90th" in what
     assert latency({"gpu_latency_ms": None}, "gpu")[0].missing
+
+
+def test_stage_names_match_dvcs_own_for_the_projects_dvc_yaml(tmp_path):
+    repo = pytest.importorskip("dvc.repo")
+    from engine.params import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "params.yaml").write_text(
+        "datasets: {ph2: {raw: r}, kvasir: {raw: s}}\nmodels: {unet: {}, dyglnet: {}}\nseeds: [1, 7]\n"
+    )
+    values = load_params(tmp_path / "params.yaml").model_dump()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(values))  # every section dvc.yaml interpolates
+    (tmp_path / "dvc.yaml").write_text((root / "dvc.yaml").read_text())
+    repo.Repo.init(tmp_path, no_scm=True)
+    theirs = {s.name for s in repo.Repo(tmp_path).index.stages}
+    assert provenance.stage_names(tmp_path / "dvc.yaml", values) == theirs
+    assert "train@kvasir-dyglnet-7" in theirs
+
+
+# --- claims: the verdict rule ---------------------------------------------------------------------
+
+
+def _claim_table(ref: tuple[float, float, float], other: tuple[float, float, float], higher_is_better=True):
+    """Two rows, one column: the reference ``ref`` and ``other`` as (value, low, high)."""
+    table = Table(
+        [Row("ref", "DyGLNet"), Row("other", "Unet++")],
+        [Column("small", "Small", higher_is_better=higher_is_better)],
+        [[Cell(*ref, "ci")], [Cell(*other, "ci")]],
+    )
+    return mark_best(table)
+
+
+def test_claims_verdict_is_inconclusive_on_few_images_overlap_or_unconverged_runs():
+    worse_overlapping = _claim_table((80.0, 70.0, 88.0), (84.0, 76.0, 90.0))
+    # the issue's case: 7 images, overlapping intervals, unconverged runs (the old report said "not supported")
+    text = verdict(worse_overlapping, 0, "ref", 7, {"ref", "other"})
+    assert text.startswith("Small: inconclusive (rank 2 of 2;"), text
+    assert "overlaps Unet++'s" in text and "7 images, fewer than 20" in text and "unconverged: DyGLNet, Unet++" in text
+    assert verdict(worse_overlapping, 0, "ref", 50, set()).startswith("Small: inconclusive")  # intervals overlap
+
+    worse_separated = _claim_table((70.0, 66.0, 74.0), (84.0, 80.0, 88.0))
+    assert verdict(worse_separated, 0, "ref", 50, set()) == (
+        "Small: not supported (rank 2 of 2; interval entirely worse than Unet++'s)"
+    )
+    assert verdict(worse_separated, 0, "ref", 50, {"ref"}).startswith("Small: inconclusive")  # ref still rising
+    assert verdict(worse_separated, 0, "ref", 50, {"other"}).startswith("Small: inconclusive")
+    assert verdict(worse_separated, 0, "ref", 19, set()).startswith("Small: inconclusive")
+
+    better_separated = _claim_table((90.0, 88.0, 92.0), (80.0, 78.0, 82.0))
+    assert verdict(better_separated, 0, "ref", 20, set()) == (
+        "Small: supported (rank 1 of 2; interval entirely better than every other model's)"
+    )
+    assert verdict(better_separated, 0, "ref", 20, {"other"}).startswith("Small: inconclusive")
+    assert verdict(_claim_table((90.0, 85.0, 92.0), (88.0, 84.0, 89.0)), 0, "ref", 50, set()).startswith(
+        "Small: inconclusive (rank 1 of 2; interval overlaps Unet++'s"
+    )
+    hd95 = _claim_table((1.0, 0.8, 1.2), (2.0, 1.7, 2.4), higher_is_better=False)  # lower is better
+    assert verdict(hd95, 0, "ref", 50, set()).startswith("Small: supported")
+
+
+# --- figures: legends, sizes, colours -------------------------------------------------------------
+
+
+def _points_extent(artist, fig):
+    """Window extent of an artist, in points."""
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return box.transformed(matplotlib.transforms.Affine2D().scale(72 / fig.dpi))
+
+
+def _size_legend(fig):
+    ax = fig.axes[0]
+    return next(c for c in ax.get_children() if isinstance(c, Legend) and c.get_title().get_text().startswith("mean"))
+
+
+@pytest.mark.parametrize(
+    "dice",
+    [[91.2, 92.0, 93.1, 93.9], [91.96, 93.08, 93.21, 92.30], [91.4, 91.45, 91.5, 91.42], [3.7, 60.0, 93.6, 64.4]],
+)
+def test_bubble_size_legend_is_readable_whatever_the_spread(dice):
+    rows = _bubble_rows(4)
+    rows["mdice"] = dice
+    fig = figures.bubble_chart(rows)
+    fig.canvas.draw()
+    legend = _size_legend(fig)
+    labels = [t.get_text() for t in legend.get_texts()]
+    values = [float(label.rstrip("%")) for label in labels]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels  # distinct printed values
+    assert min(dice) <= min(values) and max(values) <= max(dice) and values == sorted(values)
+    sizes = [h.get_markersize() for h in legend.legend_handles]
+    assert sizes == sorted(sizes) and sizes[-1] / sizes[0] >= 1.5, sizes  # diameters that differ visibly
+    assert all(b - a >= 2.0 for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+    circles = [_points_extent(h, fig) for h in legend.legend_handles]  # y extent of a marker: its diameter
+    for upper, lower in zip(circles, circles[1:], strict=False):
+        assert upper.y0 > lower.y1, (labels, upper, lower)  # rows of the legend never overlap
+    areas = fig.axes[0].collections[0].get_sizes()
+    assert areas[np.argmin(dice)] == pytest.approx(figures.BUBBLE_AREA[0])
+    assert areas[np.argmax(dice)] == pytest.approx(figures.BUBBLE_AREA[1])
+    plt.close(fig)
+
+
+def test_bubble_size_legend_with_equal_values_has_one_entry():
+    rows = _bubble_rows(3)
+    rows["mdice"] = 92.0
+    fig = figures.bubble_chart(rows)
+    assert [t.get_text() for t in _size_legend(fig).get_texts()] == ["92%"]
+    plt.close(fig)
+
+
+def _near_axes(legend, ax, fig, gap_pt: float = 20.0) -> bool:
+    """The legend starts within ``gap_pt`` right of the axes and ends inside the figure, with little to spare."""
+    box, frame = _points_extent(legend, fig), _points_extent(ax, fig)
+    width = fig.get_figwidth() * 72
+    return 0 <= box.x0 - frame.x1 <= gap_pt and box.x1 <= width and width - box.x1 <= 36
+
+
+def test_bubble_legends_sit_beside_the_axes_inside_the_figure():
+    fig = figures.bubble_chart(_bubble_rows(5))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legends = [c for c in ax.get_children() if isinstance(c, Legend)]
+    assert len(legends) == 2
+    for legend in legends:
+        box = _points_extent(legend, fig)
+        assert 0 <= box.x0 - _points_extent(ax, fig).x1 <= 20 and box.x1 <= fig.get_figwidth() * 72, box
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("n_datasets", [1, 2, 4])
+def test_val_curves_legend_sits_next_to_the_panels(n_datasets):
+    curve = (np.arange(1, 6), np.linspace(50, 80, 5))
+    curves = {f"D{k}": {"Unet": curve, "Unet++": curve, "A much longer model name": curve} for k in range(n_datasets)}
+    fig = figures.val_curves(curves, reference="Unet")
+    fig.canvas.draw()
+    legend = next(lg for ax in fig.axes for lg in [ax.get_legend()] if lg is not None)
+    right = max((ax for ax in fig.axes if ax.axison), key=lambda ax: _points_extent(ax, fig).x1)
+    assert _near_axes(legend, right, fig), (_points_extent(legend, fig), _points_extent(right, fig))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("palette", ["default", "colorblind"])
+def test_ours_colour_is_never_another_models(palette):
+    ours = to_rgb(figures.OURS[palette])
+    assert all(to_rgb(c) != ours for c in figures.colours(palette, 30))
+    rows = _bubble_rows(5)
+    rows["family"] = ["CNN", "Transformer", "Hybrid", "SMP", "Ours"]
+    fig = figures.bubble_chart(rows, palette)
+    faces = [tuple(c[:3]) for c in fig.axes[0].collections[0].get_facecolors()]
+    assert faces[-1] == pytest.approx(ours) and all(f != pytest.approx(ours) for f in faces[:-1]), faces
+    plt.close(fig)
+    curve = (np.arange(1, 4), np.array([1.0, 2, 3]))
+    models = ["Unet", "Unet++", "AttentionUnet", "SwinUnet", "DyGLNet"]
+    fig = figures.val_curves({"D": dict.fromkeys(models, curve)}, reference="DyGLNet", palette=palette)
+    lines = {line.get_label(): to_rgb(line.get_color()) for line in fig.axes[0].lines}
+    assert lines.pop("DyGLNet") == ours and ours not in lines.values(), lines
+    plt.close(fig)
+
+
+# --- predict --overlay: the qualitative figure's colours --------------------------------------------
+
+
+def test_predict_overlay_uses_the_shared_prediction_colour_not_a_verdict_colour():
+    from pipeline.predict import overlay
+    from reports import overlays
+
+    assert figures.OVERLAYS is overlays.OVERLAYS and figures.OVERLAY_LABELS is overlays.OVERLAY_LABELS
+    for palette in overlays.OVERLAYS.values():
+        verdicts = {palette[k] for k in ("tp", "fp", "fn", "gt")}  # what qualitative.png paints
+        assert palette["pred"] not in verdicts and len(verdicts) == 4
+    mask = np.zeros((9, 9), bool)
+    mask[2:7, 2:7] = True
+    out = overlay(np.zeros((9, 9, 3), np.uint8), mask)
+    pred = overlays.OVERLAYS["default"]["pred"]
+    assert tuple(out[2, 2]) == pred  # the contour
+    assert tuple(out[4, 4]) == tuple(int(0.45 * c) for c in pred)  # the tinted inside
+    assert tuple(out[0, 0]) == (0, 0, 0)
