@@ -17,6 +17,7 @@ install: $(STAMP)
 
 # One pytest worker per core (pytest-xdist); each worker runs single-threaded.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n auto
 
 # Everything but the tests marked slow (end-to-end DVC runs, LaTeX, 224-only models): under a minute.
@@ -40,6 +41,7 @@ bench-grid: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) -m pipeline.tools.bench --models dyglnet --size 224 --batch 4

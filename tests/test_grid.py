@@ -478,9 +478,10 @@ def test_command_line_errors(tmp_path, capsys):
 def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path, monkeypatch):
     import pipeline.grid
     import pipeline.grid.executors
+    import pipeline.grid.lifecycle
 
     monkeypatch.setattr(pipeline.grid.executors, "cpu_count", lambda: 6)
-    monkeypatch.setattr(pipeline.grid, "cpu_count", lambda: 6)
+    monkeypatch.setattr(pipeline.grid.lifecycle, "cpu_count", lambda: 6)
     stages = pipeline_stages(names=("a", "b", "c"), flaky=False)
     stages["latency"] = {"cmd": "python step.py x lat.txt", "deps": ["data"], "outs": ["lat.txt"]}
     root = make_project(tmp_path / "p", stages)
