@@ -216,6 +216,15 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return _BUILDERS[name](**kwargs)
 
 
+def module_constants(module: str) -> dict[str, Any]:
+    """The module-level ``NAME = <literal>`` assignments of a first-party module, read from its source
+    without importing it (e.g. a baseline's ``HUB_WEIGHTS``)."""
+    path = module_file(module)
+    if path is None:
+        raise ValueError(f"{module!r} is not a first-party module")
+    return _module_constants(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+
+
 def module_file(module: str) -> Path | None:
     """The source file of a first-party module (``pkg/mod.py`` or ``pkg/__init__.py``), else None."""
     parts = module.split(".")
