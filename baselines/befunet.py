@@ -24,8 +24,8 @@ Differences from the reference:
   reference runs a 3x3 and a 1x1 convolution and subtracts; identical result);
 * one output channel; the edge branch starts from random weights unless a PiDiNet file is given
   (``pretrained_file={"pidinet": path}``; the reference always loads its BSDS-trained
-  ``table5_pidinet-small.pth``, which neither timm nor the Hugging Face Hub provides, so ``pretrained=True``
-  cannot fetch it). ``pretrained=True`` loads the Swin-T branch from the Hub (timm
+  ``table5_pidinet-small.pth``; timm and smp have no PiDiNet, so ``pretrained=True`` cannot
+  fetch it). ``pretrained=True`` loads the Swin-T branch from the Hub (timm
   ``swin_tiny_patch4_window7_224.ms_in1k``: Microsoft's ImageNet-1k checkpoint, the reference's file).
 
 Fixed to 224 x 224 inputs.
@@ -183,7 +183,7 @@ class BEFUnet(HybridFusionSegmenter):
 def befunet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """BEFUnet, trained from scratch unless weights are asked for.
 
-    ``pretrained``: Swin-T ImageNet weights from the Hugging Face Hub (PiDiNet has none there).
+    ``pretrained``: Swin-T ImageNet weights from the Hugging Face Hub (timm has no PiDiNet).
     ``pretrained_file``: local files, a mapping ``{"swin": path, "pidinet": path}`` (either may be left out; a
     file takes precedence over ``pretrained``). Swin-T:
     ``swin_tiny_patch4_window7_224`` ImageNet weights in timm's or Microsoft's original layout (``.pth`` or
