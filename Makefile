@@ -5,7 +5,7 @@ STAMP := $(VENV)/.dyglbench-installed
 # dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile clean-venv
+.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile weights clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,11 @@ repro-paper: $(STAMP)
 # Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
 bench-grid: $(STAMP)
 	$(RUN) $(PY) -m pipeline.tools.bench_grid --jobs $(or $(JOBS),2)
+
+# make weights [PARAMS=configs/paper-pretrained.yaml]: download into the Hugging Face cache (HF_HOME/HF_HUB_CACHE)
+# the Hub weights of every models: entry with model_kwargs.pretrained: true, once; then jobs can run with HF_HUB_OFFLINE=1.
+weights: $(STAMP)
+	$(PY) -m models fetch-weights --params $(or $(PARAMS),params.yaml)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

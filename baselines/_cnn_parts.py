@@ -61,7 +61,7 @@ class ResNetTrunk(nn.Module):
         return outs
 
 
-def resnet_pretrained_cfg(arch: str, module: str) -> PretrainedCfg:
+def resnet_pretrained_cfg(arch: str, module: str, hub: str | None = None) -> PretrainedCfg:
     """A timm/torchvision ImageNet ResNet checkpoint for the :class:`ResNetTrunk` at ``module``; its
-    classifier and the stages the trunk does not build are dropped."""
-    return PretrainedCfg(arch, module=module, unused=("fc.", "layer"))
+    classifier and the stages the trunk does not build are dropped. ``hub``: timm ``model.tag`` on the Hub."""
+    return PretrainedCfg(arch, module=module, unused=("fc.", "layer"), hub=hub)

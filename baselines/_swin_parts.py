@@ -63,13 +63,15 @@ def swin_checkpoint_filter(state: StateDict, module: nn.Module) -> StateDict:
     return timm_swin_filter({k: v for k, v in state.items() if kept(k)}, module)
 
 
-def swin_tiny_pretrained_cfg(module: str) -> PretrainedCfg:
-    """A Swin-T ImageNet checkpoint for the timm Swin stages at ``module`` (which has them as ``layers``)."""
+def swin_tiny_pretrained_cfg(module: str, hub: str | None = None) -> PretrainedCfg:
+    """A Swin-T ImageNet checkpoint for the timm Swin stages at ``module`` (which has them as ``layers``);
+    ``hub``: timm ``model.tag`` of the Hub weights (``swin_tiny_patch4_window7_224.ms_in1k``: Microsoft's)."""
     return PretrainedCfg(
         SWIN_TINY,
         module=module,
         filter_fn=swin_checkpoint_filter,
         unused=("patch_embed.", "absolute_pos_embed", "layers.", "norm.", "head."),
+        hub=hub,
     )
 
 

@@ -24,7 +24,9 @@ Differences from the reference:
   reference runs a 3x3 and a 1x1 convolution and subtracts; identical result);
 * one output channel; the edge branch starts from random weights unless a PiDiNet file is given
   (``pretrained_file={"pidinet": path}``; the reference always loads its BSDS-trained
-  ``table5_pidinet-small.pth``).
+  ``table5_pidinet-small.pth``; timm and smp have no PiDiNet, so ``pretrained=True`` cannot
+  fetch it). ``pretrained=True`` loads the Swin-T branch from the Hub (timm
+  ``swin_tiny_patch4_window7_224.ms_in1k``: Microsoft's ImageNet-1k checkpoint, the reference's file).
 
 Fixed to 224 x 224 inputs.
 """
@@ -152,8 +154,9 @@ def pidinet_checkpoint_filter(state: StateDict, module: nn.Module) -> StateDict:
     return mapped
 
 
+HUB_WEIGHTS = {"swin": "swin_tiny_patch4_window7_224.ms_in1k", "pidinet": None}  # PiDiNet: local files only
 PRETRAINED_CFGS = {
-    "swin": swin_tiny_pretrained_cfg("encoder.swin"),
+    "swin": swin_tiny_pretrained_cfg("encoder.swin", hub=HUB_WEIGHTS["swin"]),
     "pidinet": PretrainedCfg(
         "PiDiNet-small (e.g. the reference's table5_pidinet-small.pth)",
         module="encoder.cnn",
@@ -177,13 +180,15 @@ class BEFUnet(HybridFusionSegmenter):
 
 
 @register_model(family="Hybrid", display_name="BEFUnet", fixed_input_size=INPUT_SIZE)
-def befunet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
-    """BEFUnet, trained from scratch unless local weights are given.
+def befunet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """BEFUnet, trained from scratch unless weights are asked for.
 
-    ``pretrained_file``: a mapping ``{"swin": path, "pidinet": path}`` (either may be left out). Swin-T:
+    ``pretrained``: Swin-T ImageNet weights from the Hugging Face Hub (timm has no PiDiNet).
+    ``pretrained_file``: local files, a mapping ``{"swin": path, "pidinet": path}`` (either may be left out; a
+    file takes precedence over ``pretrained``). Swin-T:
     ``swin_tiny_patch4_window7_224`` ImageNet weights in timm's or Microsoft's original layout (``.pth`` or
     ``.safetensors``). PiDiNet: an official PiDiNet-small checkpoint such as the reference's
     ``table5_pidinet-small.pth``. Other keywords (``num_classes``, ``cross_pos_embed``) go to
     :class:`BEFUnet`.
     """
-    return build_model_with_cfg(BEFUnet, "befunet", PRETRAINED_CFGS, pretrained_file, **kwargs)
+    return build_model_with_cfg(BEFUnet, "befunet", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)

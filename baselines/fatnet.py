@@ -20,10 +20,13 @@ its matrix products as it does for the reference.
 
 Fixed to 224 x 224 inputs (the reference reshapes the DeiT tokens to a 14 x 14 map).
 
-Pretrained weights (never downloaded): ``pretrained_file={"resnet": path, "deit": path}`` (either may be
-left out): a local ResNet-34 ImageNet state dict (timm or torchvision keys) and a local
-``deit_tiny_distilled_patch16_224`` checkpoint (timm keys, or the official DeiT release, whose weights sit
-under ``"model"``). Without them the model starts from scratch.
+Pretrained weights: the reference starts from torchvision's ``resnet34(pretrained=True)`` and DeiT's
+``torch.hub`` ``deit_tiny_distilled_patch16_224``. ``pretrained=True`` loads the same weights from the Hugging
+Face Hub (timm ``resnet34.tv_in1k`` and ``deit_tiny_distilled_patch16_224.fb_in1k``);
+``pretrained_file={"resnet": path, "deit": path}`` (either may be left out) takes a local ResNet-34 ImageNet
+state dict (timm or torchvision keys) and a local ``deit_tiny_distilled_patch16_224`` checkpoint (timm keys,
+or the official DeiT release, whose weights sit under ``"model"``) instead. Without either the model starts
+from scratch.
 """
 
 from __future__ import annotations
@@ -42,10 +45,16 @@ __all__ = ["FATNet", "fatnet"]
 IMAGE_SIZE = 224
 DEIT = "deit_tiny_distilled_patch16_224"
 
+HUB_WEIGHTS = {"resnet": "resnet34.tv_in1k", "deit": "deit_tiny_distilled_patch16_224.fb_in1k"}
 PRETRAINED_CFGS = {
-    "resnet": resnet_pretrained_cfg("resnet34", "cnn"),
+    "resnet": resnet_pretrained_cfg("resnet34", "cnn", hub=HUB_WEIGHTS["resnet"]),
     # the reference uses only DeiT's patch embedding and blocks
-    "deit": PretrainedCfg(DEIT, module="transformer", unused=("cls_token", "dist_token", "pos_embed", "norm.", "head")),
+    "deit": PretrainedCfg(
+        DEIT,
+        module="transformer",
+        unused=("cls_token", "dist_token", "pos_embed", "norm.", "head"),
+        hub=HUB_WEIGHTS["deit"],
+    ),
 }
 
 
@@ -174,7 +183,7 @@ class FATNet(nn.Module):
 
 
 @register_model(family="Hybrid", display_name="FATNet", fixed_input_size=IMAGE_SIZE)
-def fatnet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
-    """FAT-Net for 224 x 224 inputs; ``pretrained_file``: ``{"resnet": path, "deit": path}``, local
-    ResNet-34 and DeiT-tiny-distilled ImageNet weights (either may be left out)."""
-    return build_model_with_cfg(FATNet, "fatnet", PRETRAINED_CFGS, pretrained_file, **kwargs)
+def fatnet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """FAT-Net for 224 x 224 inputs; ``pretrained``: ResNet-34 and DeiT-tiny-distilled ImageNet weights from
+    the Hub; ``pretrained_file``: ``{"resnet": path, "deit": path}``, local files instead (either may be left out)."""
+    return build_model_with_cfg(FATNet, "fatnet", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)

@@ -25,9 +25,11 @@ A model is built for one square image size (default 224, any multiple of 16 via 
 the window size and the relative-position tables depend on it, and inputs of any other size raise a
 ValueError. The registry lists the default, 224.
 
-Pretrained weights: the reference initialises only the ResNet-34 part from ImageNet weights.
-``pretrained_file`` is a local timm/torchvision ``resnet34`` state-dict file (or ``{"resnet": path}``);
-nothing is downloaded. There are no ImageNet weights for its 64-dim Swin blocks.
+Pretrained weights: the reference initialises only the ResNet-34 part from ImageNet weights (its train.py
+copies the tensors of ``./resnet34.pth`` whose torchvision names and shapes match; the 4-channel stem conv does
+not). ``pretrained=True`` loads torchvision's ImageNet ResNet-34 from the Hugging Face Hub (timm
+``resnet34.tv_in1k``) into stem and layers 1-4; ``pretrained_file`` is a local timm/torchvision ``resnet34``
+state-dict file instead (or ``{"resnet": path}``). There are no ImageNet weights for its 64-dim Swin blocks.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from models.registry import ModelArgumentError, register_model
 
 __all__ = ["H2Former", "h2former"]
 
-PRETRAINED_CFGS = {"resnet": resnet_pretrained_cfg("resnet34", "cnn")}
+HUB_WEIGHTS = {"resnet": "resnet34.tv_in1k"}
+PRETRAINED_CFGS = {"resnet": resnet_pretrained_cfg("resnet34", "cnn", hub=HUB_WEIGHTS["resnet"])}
 
 
 class ResidualEca(nn.Module):
@@ -226,7 +229,8 @@ class H2Former(nn.Module):
 
 
 @register_model(family="Hybrid", display_name="H2Former", fixed_input_size=224)
-def h2former(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
+def h2former(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """H2Former for 224 x 224 inputs (``image_size=`` builds it for another multiple of 16);
-    ``pretrained_file``: optional local ResNet-34 ImageNet state dict (timm or torchvision keys)."""
-    return build_model_with_cfg(H2Former, "h2former", PRETRAINED_CFGS, pretrained_file, **kwargs)
+    ``pretrained``: ImageNet ResNet-34 from the Hub; ``pretrained_file``: a local ResNet-34 state dict instead
+    (timm or torchvision keys)."""
+    return build_model_with_cfg(H2Former, "h2former", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)

@@ -12,11 +12,15 @@ Medical Image Segmentation", WACV 2023). Reference: github.com/amirhossein-kz/Hi
 Differences from the reference (see ``_crossvit_fusion``): the fusion block runs its ViT encoders and
 uses their output, as the paper describes (the current reference code throws that output away), which
 adds their ~2.65 GFLOPs to fvcore's count (10.61 G; 7.96 G for the reference, whose traced graph drops
-the discarded encoders); one output channel; weights from local files only, ResNet initialised as
-torchvision does when none is given. Parameters: 25,510,955, the reference's count exactly. As in the
-paper's design, the cross-attention path (779,904 parameters) only updates class tokens that the decoder
-drops, so it runs but receives zero gradient. Fixed to 224 x 224 inputs (position embeddings and Swin
+the discarded encoders); one output channel; ResNet initialised as torchvision does when no weights are
+given. Parameters: 25,510,955, the reference's count exactly. As in the paper's design, the cross-attention
+path (779,904 parameters) only updates class tokens that the decoder drops, so it runs but receives zero
+gradient. Fixed to 224 x 224 inputs (position embeddings and Swin
 windows are built for it).
+
+The reference starts from torchvision's ImageNet ResNet-50 and Microsoft's Swin-T ImageNet-1k checkpoint;
+``pretrained=True`` loads both from the Hugging Face Hub (timm ``resnet50.tv_in1k``, which holds torchvision's
+weights, and ``swin_tiny_patch4_window7_224.ms_in1k``).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from models.registry import register_model
 
 INPUT_SIZE = 224
 
+HUB_WEIGHTS = {"resnet": "resnet50.tv_in1k", "swin": "swin_tiny_patch4_window7_224.ms_in1k"}
 PRETRAINED_CFGS = {
-    "resnet": resnet_pretrained_cfg("resnet50", "encoder.cnn"),
-    "swin": swin_tiny_pretrained_cfg("encoder.swin"),
+    "resnet": resnet_pretrained_cfg("resnet50", "encoder.cnn", hub=HUB_WEIGHTS["resnet"]),
+    "swin": swin_tiny_pretrained_cfg("encoder.swin", hub=HUB_WEIGHTS["swin"]),
 }
 
 
@@ -47,12 +52,13 @@ class HiFormerB(HybridFusionSegmenter):
 
 
 @register_model(family="Hybrid", display_name="HiFormer-B", fixed_input_size=INPUT_SIZE)
-def hiformer_b(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
-    """HiFormer-B, trained from scratch unless local ImageNet weights are given.
+def hiformer_b(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """HiFormer-B, trained from scratch unless ImageNet weights are asked for.
 
-    ``pretrained_file``: a mapping ``{"resnet": path, "swin": path}`` (either may be left out). ResNet-50: a
+    ``pretrained``: both backbones from the Hugging Face Hub (see the module docstring). ``pretrained_file``:
+    local files instead, a mapping ``{"resnet": path, "swin": path}`` (either may be left out). ResNet-50: a
     timm or torchvision ``resnet50`` state dict (stem and layers 1-3 are used). Swin-T:
     ``swin_tiny_patch4_window7_224`` weights in timm's or Microsoft's original layout (stages 1-3 are used).
     Other keywords (``num_classes``, ``cross_pos_embed``) go to :class:`HiFormerB`.
     """
-    return build_model_with_cfg(HiFormerB, "hiformer_b", PRETRAINED_CFGS, pretrained_file, **kwargs)
+    return build_model_with_cfg(HiFormerB, "hiformer_b", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)

@@ -36,7 +36,12 @@ __all__ = ["M2SNet", "m2snet"]
 _MIN_SIZE = 32  # output stride of the Res2Net encoder
 _WIDTH = 64  # channels of every decoder feature
 
-PRETRAINED_CFGS = {"res2net": PretrainedCfg("res2net50d", module="backbone", unused=("fc.",))}
+# pretrained=True: timm's res2net50d.in1k, whose published ImageNet accuracy is that of the Res2Net authors'
+# res2net50_v1b_26w_4s checkpoint the reference loads (README "Pretrained weights")
+HUB_WEIGHTS = {"res2net": "res2net50d.in1k"}
+PRETRAINED_CFGS = {
+    "res2net": PretrainedCfg("res2net50d", module="backbone", unused=("fc.",), hub=HUB_WEIGHTS["res2net"])
+}
 
 
 def resize_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -136,6 +141,7 @@ class M2SNet(nn.Module):
 
 
 @register_model(family="CNN", display_name="M2SNet", min_input_size=_MIN_SIZE)
-def m2snet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
-    """M2SNet (27,692,585 parameters); ``pretrained_file``: local timm ``res2net50d`` ImageNet weights."""
-    return build_model_with_cfg(M2SNet, "m2snet", PRETRAINED_CFGS, pretrained_file, **kwargs)
+def m2snet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """M2SNet (27,692,585 parameters); ``pretrained``: ImageNet Res2Net-50 from the Hub (timm
+    ``res2net50d.in1k``); ``pretrained_file``: local timm ``res2net50d`` weights instead."""
+    return build_model_with_cfg(M2SNet, "m2snet", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)

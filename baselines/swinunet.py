@@ -14,9 +14,11 @@ stage's ``downsample`` and ``blocks``). Specific to Swin-Unet and written here: 
 downsampling, depth 2 each: the reference's decoder takes the encoder's depths, not
 ``DECODER_DEPTHS``), the final 4x patch expanding and a bias-free 1x1 convolution. Fixed to 224 x 224.
 
-``pretrained_file``: a local Swin-T ImageNet checkpoint, as timm ``swin_tiny_patch4_window7_224``
-``state_dict`` (the original Microsoft ``{"model": ...}`` file works too: its keys are mapped to timm's
-layout). As in the reference's ``load_from``, the encoder takes the matching tensors (stage 2 gets blocks
+``pretrained=True``: Microsoft's Swin-T ImageNet-1k weights (the reference's ``swin_tiny_patch4_window7_224.pth``)
+from the Hugging Face Hub as timm ``swin_tiny_patch4_window7_224.ms_in1k``. ``pretrained_file``: a local Swin-T
+checkpoint instead, as timm ``swin_tiny_patch4_window7_224`` ``state_dict`` (the original Microsoft
+``{"model": ...}`` file works too: its keys are mapped to timm's layout). Either way, as in the reference's
+``load_from``, the encoder takes the matching tensors (stage 2 gets blocks
 0-1 of Swin-T's six; the classifier is dropped) and every decoder stage's blocks are initialised from the
 encoder stage of the same width (mirrored). Unlike the reference, which loads with ``strict=False``
 silently, a file that leaves any encoder tensor unset is rejected (``models/pretrained.py``).
@@ -30,11 +32,12 @@ from timm.layers import calculate_drop_path_rates
 from timm.models.swin_transformer import SwinTransformer, SwinTransformerStage
 
 from baselines._swin_parts import PatchExpand, init_linear_and_norm, swin_tiny_pretrained_cfg
-from models.pretrained import PretrainedFile, build_model_with_cfg, resolve_pretrained_files
+from models.pretrained import PretrainedFile, build_model_with_cfg, loaded_weights
 from models.registry import register_model
 from models.shapes import check_fixed_size
 
-PRETRAINED_CFGS = {"swin": swin_tiny_pretrained_cfg("encoder")}
+HUB_WEIGHTS = {"swin": "swin_tiny_patch4_window7_224.ms_in1k"}
+PRETRAINED_CFGS = {"swin": swin_tiny_pretrained_cfg("encoder", hub=HUB_WEIGHTS["swin"])}
 
 
 class DecoderStage(nn.Module):
@@ -142,10 +145,11 @@ class SwinUnet(nn.Module):
 
 
 @register_model(family="Transformer", display_name="SwinUnet", fixed_input_size=224)
-def swinunet(pretrained_file: PretrainedFile = None, **kwargs) -> nn.Module:
-    """Swin-Unet (Swin-T, depths 2-2-2-2) at 224 x 224; ``pretrained_file``: a local Swin-T checkpoint
-    (or ``{"swin": path}``), loaded into the encoder and mirrored into the decoder."""
-    model = build_model_with_cfg(SwinUnet, "swinunet", PRETRAINED_CFGS, pretrained_file, **kwargs)
-    if resolve_pretrained_files("swinunet", PRETRAINED_CFGS, pretrained_file):
+def swinunet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Swin-Unet (Swin-T, depths 2-2-2-2) at 224 x 224; ``pretrained``: Swin-T ImageNet weights from the Hub;
+    ``pretrained_file``: a local Swin-T checkpoint (or ``{"swin": path}``) instead. Either is loaded into the
+    encoder and mirrored into the decoder."""
+    model = build_model_with_cfg(SwinUnet, "swinunet", PRETRAINED_CFGS, pretrained_file, pretrained, **kwargs)
+    if loaded_weights(model):
         model.init_decoder_from_encoder()
     return model

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
+from core.sources import module_file
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -214,3 +215,12 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if name not in _BUILDERS:
         raise RuntimeError(f"{info.module} was imported but registered no builder {name!r}")
     return _BUILDERS[name](**kwargs)
+
+
+def module_constants(module: str) -> dict[str, Any]:
+    """The module-level ``NAME = <literal>`` assignments of a first-party module, read from its source
+    without importing it (e.g. a baseline's ``HUB_WEIGHTS``)."""
+    path = module_file(module)
+    if path is None:
+        raise ValueError(f"{module!r} is not a first-party module")
+    return _module_constants(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))

@@ -1,4 +1,5 @@
-"""segmentation_models.pytorch baselines: the generic builder, no downloads, local encoder files."""
+"""segmentation_models.pytorch baselines: the generic builder, encoder_weights refused, local encoder files
+(smp's own Hub weights, ``pretrained=True``: tests/test_pretrained_hub.py)."""
 
 import pytest
 import torch
@@ -15,8 +16,8 @@ def test_generic_builder_passes_architecture_and_encoder():
         model(torch.randn(1, 3, 40, 32))
 
 
-def test_generic_builder_refuses_downloads():
-    with pytest.raises(ValueError, match="download"):
+def test_generic_builder_refuses_encoder_weights():
+    with pytest.raises(ValueError, match="encoder_weights is not taken here: pass pretrained=True"):
         smp_zoo.smp_model(encoder="resnet18", encoder_weights="imagenet")
 
 
