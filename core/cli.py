@@ -6,6 +6,7 @@ exit codes. A traceback therefore always means a bug.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,8 +20,17 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     except SystemExit:  # argparse's --help and usage errors; checked first so --help imports nothing more
         raise
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        print(f"error: {err}{restore_hint()}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def restore_hint() -> str:
+    """Under ``dvc repro`` or the grid (both set ``DVC_STAGE``), how to get back the outputs that were removed
+    before the stage ran; empty otherwise."""
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return ""
+    return f" [{stage}: if its outputs were removed before it ran, `dvc checkout {stage}` restores those in dvc.lock]"

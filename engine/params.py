@@ -40,6 +40,16 @@ class Section(BaseModel):
 class DatasetEntry(Section):
     raw: str  # folder of the dataset as downloaded
 
+    @field_validator("raw")
+    @classmethod
+    def _quotable(cls, raw: str) -> str:
+        # dvc.yaml passes the folder to the shell in single quotes: any other character is fine
+        if not raw.strip():
+            raise ValueError("empty folder name")
+        if "'" in raw:
+            raise ValueError(f"{raw!r}: the stage's shell cannot take a folder name with a single quote; rename it")
+        return raw
+
 
 class SyntheticParams(Section):
     n: int = Field(100, ge=10)
@@ -268,6 +278,48 @@ class Params(BaseModel):
     report: ReportParams = Field(default_factory=ReportParams)
     grid: GridSettings = Field(default_factory=GridSettings)  # how python -m pipeline.grid runs the stages
 
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, datasets: dict[str, DatasetEntry]) -> dict[str, DatasetEntry]:
+        from datasets.registry import adapter_names  # lists file names; imports no adapter
+
+        unknown = [key for key in datasets if key not in adapter_names()]
+        if unknown:
+            raise ValueError(f"unknown dataset {unknown[0]!r}; known: {', '.join(adapter_names())}")
+        return datasets
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_given_once(cls, raw: Any) -> Any:
+        """``prepare.size`` and ``train.img_size`` are one setting: a file that sets one of them sets both."""
+        if not isinstance(raw, dict):
+            return raw
+        prepare, train = raw.get("prepare"), raw.get("train")
+        prepare = prepare if isinstance(prepare, dict) else None
+        train = train if isinstance(train, dict) else None
+        if prepare is not None and "size" in prepare and "img_size" not in (train or {}):
+            if train is not None or "train" not in raw:
+                raw = {**raw, "train": {**(train or {}), "img_size": prepare["size"]}}
+        elif train is not None and "img_size" in train and "size" not in (prepare or {}):
+            if prepare is not None or "prepare" not in raw:
+                raw = {**raw, "prepare": {**(prepare or {}), "size": train["img_size"]}}
+        return raw
+
+    @model_validator(mode="after")
+    def _one_image_size(self) -> Params:
+        """A run has one image size: the prepared arrays' and the training's (a silent resize would hide it)."""
+        sizes = {"train.img_size": self.train.img_size}
+        for key, entry in self.models.items():
+            if entry is not None and "img_size" in entry.overrides:
+                sizes[f"models.{key}.img_size"] = entry.overrides["img_size"]
+        for where, size in sizes.items():
+            if size != self.prepare.size:
+                raise ValueError(
+                    f"{where} {size} differs from prepare.size {self.prepare.size}: a run has one image size, "
+                    "set both to the same value"
+                )
+        return self
+
     @field_validator("models")
     @classmethod
     def _names(cls, models: dict[str, ModelEntry | None]) -> dict[str, ModelEntry | None]:
@@ -352,4 +404,4 @@ def describe(err: ValidationError) -> str:
         if kind != "missing" and kind != "value_error":
             message += f", got {first['input']!r}"
     more = len(err.errors()) - 1
-    return f"{loc}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+    return (f"{loc}: " if loc else "") + message + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")

@@ -68,9 +68,9 @@ def _materialise(work: Path) -> None:
     _run([DVC, "commit", "--force", "--quiet"], work)
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("repo")
+def _copy_repo(work: Path, datasets: dict, models: list[str]) -> None:
+    """The repository's tracked and new files (no generated ones) in ``work``, a git repo, with these datasets
+    and models in params.yaml."""
     files = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).stdout.split("\n")
     for name in filter(None, files):
         src = REPO / name
@@ -80,10 +80,16 @@ def work(tmp_path_factory) -> Path:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["datasets"] = {"synthetic": {"raw": "data/raw/synthetic"}}
-    params["models"] = {m: {} for m in MODELS}
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params["datasets"] = datasets
+    params["models"] = {m: {} for m in models}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     _run(["git", "init", "-q"], work)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("repo")
+    _copy_repo(work, {"synthetic": {"raw": "data/raw/synthetic"}}, MODELS)
     _materialise(work)
     assert _status(work) == set(), "freshly materialised pipeline is not clean"
     return work
@@ -260,3 +266,42 @@ def test_dataset_adapters_import_no_other_adapter():
         module = path.removesuffix(".py").replace("/", ".")
         others = (adapter_files() - {path}) & set(module_sources(module))
         assert not others, f"{path} imports {sorted(others)}"
+
+
+def test_a_params_typo_fails_first_and_removes_no_output(work):
+    """The fingerprint stage reads all of params.yaml: a typo stops `dvc repro` before a stage removes anything."""
+    params_file = work / "params.yaml"
+    old = params_file.read_text()
+    params_file.write_text(old.replace("  lr: 0.001", "  lr: 0.001x"))
+    best = work / "runs/synthetic/dyglnet/seed42/best.pt"
+    result = subprocess.run([DVC, "repro"], cwd=work, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "train.lr: expected a number, got '0.001x'" in result.stdout + result.stderr
+    assert best.read_text() == "dyglnet\n" and (work / "code_fingerprints.yaml").exists()
+    params_file.write_text(old)
+    assert _status(work) == set()
+
+
+GLAS_FOLDER = "data/raw/GlaS (Warwick) \u00fc \u00e9/Warwick QU Dataset (Released 2016_07_08)"
+
+
+def test_a_raw_folder_with_spaces_parentheses_and_accents_runs_through_the_grid(tmp_path):
+    from tests.fakedata import make_glas
+
+    _copy_repo(tmp_path, {"glas": {"raw": GLAS_FOLDER}}, ["unet"])
+    make_glas(tmp_path / GLAS_FOLDER.rsplit("/", 1)[0], counts=(8, 6, 6))
+    _run([sys.executable, "-m", "pipeline.grid", "prepare@glas"], tmp_path)
+    split = json.loads((tmp_path / "data/prepared/glas/split.json").read_text())
+    assert sum(len(ids) for ids in split.values()) == 20
+    assert json.loads(_run([DVC, "status", "--json", "prepare@glas"], tmp_path).stdout) == {}
+
+
+def test_a_missing_dataset_folder_is_one_line_under_make_repro(tmp_path):
+    _copy_repo(tmp_path, {"ph2": {"raw": "data/raw/PH2 Dataset images"}}, ["unet"])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.grid"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: missing, and no stage makes it: prepare@ph2: data/raw/PH2 Dataset images")

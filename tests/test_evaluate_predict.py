@@ -218,10 +218,11 @@ def _predict(capsys, checkpoint, inputs, out, *extra) -> tuple[int, str]:
 
 
 def test_predict_writes_masks_at_original_size(checkpoint, tmp_path):
-    inputs = tmp_path / "in"
+    # folder names as datasets ship them: spaces, parentheses, accents
+    inputs = tmp_path / "Warwick QU Dataset (Released 2016_07_08) \u00fc"
     _images(inputs, {"wide.png": (50, 70), "tall.jpg": (90, 40)})
     (inputs / "notes.txt").write_text("not an image")
-    out = tmp_path / "out"
+    out = tmp_path / "masks (pr\u00e9dites)"
     cmd = [sys.executable, "-m", "pipeline.predict", "--checkpoint", str(checkpoint), "--overlay"]
     subprocess.run([*cmd, "--input", str(inputs), "--output", str(out)], check=True, capture_output=True, cwd=REPO)
     wide, tall = cv2.imread(str(out / "wide.png"), 0), cv2.imread(str(out / "tall.png"), 0)

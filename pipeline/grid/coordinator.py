@@ -65,6 +65,16 @@ class Grid(DvcAccess, Scheduling, JobLifecycle, Monitoring):
         self.interrupted = False
         self.t0 = time.time()
 
+    def check_sources(self) -> None:
+        """One line for dependencies that nothing can make, before any output is removed."""
+        missing = self.missing_sources()
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise GridError(
+                f"missing, and no stage makes it: {'; '.join(missing[:3])}{more} (download the dataset, see README "
+                "Datasets, or fix its datasets.<name>.raw folder in params.yaml)"
+            )
+
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
         if not self.interrupted:
             print(f"\n{signal.Signals(signum).name}: stopping the jobs...", file=self.out, flush=True)
@@ -125,6 +135,7 @@ class Grid(DvcAccess, Scheduling, JobLifecycle, Monitoring):
                 self.stop_leftovers()
                 self.recover()
                 self.load_plan()
+                self.check_sources()
                 self._loop(outcome)
             finally:
                 heartbeat.stopped.set()
@@ -238,6 +249,7 @@ def dry_run(grid: Grid, out: TextIO) -> None:
 
 def _dry_run(grid: Grid, out: TextIO) -> None:
     grid.load_plan()
+    grid.check_sources()
     with grid.dvc_locked():
         changed = [s for s in grid.steps if grid.changed(s)]
     stale = set(changed)

@@ -155,6 +155,25 @@ class DvcAccess:
         self.downstream = {s: [d for d in graph.predecessors(s) if d in step_set] for s in self.steps}
         self.state: dict[Any, str] = dict.fromkeys(self.steps, "undecided")
 
+    def missing_sources(self) -> list[str]:
+        """``stage: path`` for each dependency of the planned stages that does not exist and that no stage makes
+        (a dataset not downloaded yet, a typo in a ``datasets.<name>.raw`` folder): neither a stage's output, nor in
+        one, nor a folder that will hold some."""
+        made = [Path(str(out.fs_path)) for stage in self.graph.nodes for out in stage.outs]
+        missing = []
+        for stage in self.steps:
+            for dep in stage.deps:
+                path = Path(str(getattr(dep, "fs_path", "") or ""))
+                if (
+                    not str(path)
+                    or path.exists()
+                    or any(path == m or m in path.parents or path in m.parents for m in made)
+                ):
+                    continue
+                shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+                missing.append(f"{stage.addressing}: {shown}")
+        return missing
+
     def changed(self, stage) -> bool:
         return stage.changed(upstream=list(self.graph.successors(stage)))
 
@@ -189,6 +208,7 @@ class DvcAccess:
     def prepare_outputs(self, chain: Chain) -> bool:
         """Remove the chain's outputs as `dvc repro` does; True when the head was restored from the run
         cache instead (then the rest of the chain is decided again)."""
+        from dvc.exceptions import DvcException
         from dvc.stage.cache import RunCacheNotFoundError
 
         head = chain.stages[0]
@@ -196,7 +216,7 @@ class DvcAccess:
             head.remove_outs(ignore_remove=False, force=False)
             try:
                 self.repo.stage_cache.restore(head)
-            except RunCacheNotFoundError:
+            except (RunCacheNotFoundError, DvcException, OSError):  # no run recorded, or it cannot be checked
                 for stage in chain.stages[1:]:
                     stage.remove_outs(ignore_remove=False, force=False)
                 return False

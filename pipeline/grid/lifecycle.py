@@ -19,7 +19,7 @@ from core.fsutil import atomic_write_text
 from pipeline.grid.dvcrepo import dice_of
 from pipeline.grid.executors import Slot, cpu_count, thread_env
 from pipeline.grid.jobs import ChainJob, StageCommand, terminate_tree
-from pipeline.grid.monitor import fmt_s, tail
+from pipeline.grid.monitor import fmt_s, tail, user_error_line
 from pipeline.grid.scheduler import Chain
 from pipeline.grid.states import BLOCKED, CANCELLED, DONE, FAILED
 
@@ -144,6 +144,7 @@ class JobLifecycle:
             first = next(s for s in chain.stages if self.state[s] in (FAILED, CANCELLED))
             why = errors.get(first.addressing) or (res.stopped if res and res.stopped else None)
             rc = res.stages[chain.stages.index(first)].returncode if res else None
+            why = why or user_error_line(chain.logs[chain.stages.index(first)], rc)
             why = why or (f"exit status {rc}" if rc is not None else chain.crash or "did not run")
             self.say(f"{self.state[first].upper():7s} {first.addressing}: {why}")
         self.save_active()

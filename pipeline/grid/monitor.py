@@ -43,6 +43,15 @@ def tail(path: Path | str, lines: int = 15) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
+def user_error_line(log: Path | str, returncode: int | None) -> str | None:
+    """The ``error: ...`` line a stage printed when it refused its input (exit status 2, core.cli's
+    convention), else None."""
+    if returncode != 2:
+        return None
+    last = tail(log, 1)
+    return last if last.startswith("error: ") else None
+
+
 def epoch_progress(log: Path, csv_file: Path | None, started: float | None) -> str:
     """``epoch k/N, ETA h:mm:ss`` from a training log (``epoch k/N`` lines) and its per-epoch log.csv."""
     found = EPOCH_RE.findall(tail(log, 200))
@@ -144,6 +153,10 @@ class Monitoring:
                     continue
                 res = c.result.stages[i] if c.result else None
                 err = getattr(c, "errors", {}).get(stage.addressing)
+                user_error = user_error_line(c.logs[i], res.returncode if res else None)
+                if user_error and not err:  # the stage refused its input: its one line says it all
+                    print(f"\nFAILED {stage.addressing}: {user_error}", file=self.out)
+                    continue
                 why = err or (f"exit status {res.returncode}" if res and res.returncode is not None else None)
                 why = why or (c.result.stopped if c.result and c.result.stopped else c.crash or "did not run")
                 print(f"\nFAILED {stage.addressing} ({why}); log {c.logs[i]}:", file=self.out)

@@ -121,7 +121,7 @@ class Scheduling:
                     continue
                 try:
                     is_changed = self.changed(stage)
-                except DvcException as err:
+                except (DvcException, OSError) as err:
                     self.state[stage] = FAILED
                     self.say(f"FAILED  {stage.addressing}: {err}")
                     continue
