@@ -54,11 +54,8 @@ bench: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# make profile PROFILE=paper|quick [FORCE=1]: make configs/$(PROFILE).yaml the active params.yaml.
-# A params.yaml that matches no profile holds your edits: it is kept unless FORCE=1.
-profile:
-	@test -f configs/$(PROFILE).yaml || { echo "error: no profile configs/$(PROFILE).yaml (have: $$(cd configs && ls *.yaml | sed 's/.yaml//' | tr '\n' ' '))" >&2; exit 2; }
-	@if [ -f params.yaml ] && [ -z "$(FORCE)" ] && ! for f in configs/*.yaml; do cmp -s params.yaml $$f && exit 0; done; then \
-		echo "error: params.yaml differs from every profile in configs/ (your edits would be lost); save it as configs/NAME.yaml or rerun with FORCE=1" >&2; exit 2; fi
-	cp configs/$(PROFILE).yaml params.yaml
-	@echo "params.yaml is now the $(PROFILE) profile; run 'make repro'"
+# make profile PROFILE=NAME [DATASET=ph2 RAW="data/raw/PH2 Dataset images"] [FORCE=1]: make configs/NAME.yaml the
+# active params.yaml (with that one dataset, if given). A params.yaml that matches no profile holds your edits: it is
+# kept unless FORCE=1.
+profile: $(STAMP)
+	@$(PY) -m pipeline.tools.profile "$(PROFILE)" $(if $(DATASET),--dataset "$(DATASET)" --raw "$(RAW)") $(if $(FORCE),--force)

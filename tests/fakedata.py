@@ -112,14 +112,16 @@ def make_isic(root: Path, n_train: int = 6, n_test: int = 4, seed: int = 0) -> T
     return truth
 
 
-def make_ph2(root: Path, n: int = 6, seed: int = 0) -> Truth:
-    """PH2Dataset/PH2 Dataset images/IMD<nnn>/... with RGB BMP images and RGB BMP masks."""
+def make_ph2(root: Path, n: int = 6, seed: int = 0, real_size: bool = False) -> Truth:
+    """PH2Dataset/PH2 Dataset images/IMD<nnn>/... with RGB BMP images and RGB BMP masks; ``real_size``: images
+    of the real dataset's sizes (761-769 x 553-577 px), for timing the pipeline on a PH2-shaped stand-in."""
     rng = np.random.default_rng(seed)
     base = root / "PH2Dataset" / "PH2 Dataset images"
     truth = {}
     for i in range(2, 2 + n):
         k = f"IMD{i:03d}"
-        img, mask = pattern(rng, 14, 20)
+        h, w = (int(rng.integers(553, 578)), int(rng.integers(761, 770))) if real_size else (14, 20)
+        img, mask = pattern(rng, h, w)
         save(img, base / k / f"{k}_Dermoscopic_Image" / f"{k}.bmp")
         save(np.repeat(mask[..., None] * 255, 3, axis=2), base / k / f"{k}_lesion" / f"{k}_lesion.bmp")
         save(mask * 255, base / k / f"{k}_roi" / f"{k}_R1_Label4.bmp")

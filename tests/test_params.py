@@ -50,3 +50,35 @@ def test_a_folder_name_with_spaces_parentheses_and_accents_is_valid(tmp_path):
     raw = "data/raw/Warwick QU Dataset (Released 2016_07_08) \u00fc"
     path.write_text(f'datasets:\n  glas: {{raw: "{raw}"}}\n', encoding="utf-8")
     assert load_params(path).datasets["glas"].raw == raw
+
+
+def test_profile_tool_sets_one_dataset_and_keeps_the_rest(tmp_path):
+    from pipeline.tools.profile import activate
+
+    out = tmp_path / "params.yaml"
+    raw = "data/raw/PH2 Dataset images (v1) \u00e9"
+    text = activate("real-cpu", out, "ph2", raw)
+    params = load_params(out)
+    assert list(params.datasets) == ["ph2"] and params.datasets["ph2"].raw == raw
+    assert params.profile == "real-cpu" and params.prepare.size == params.train.img_size == 64
+    profile = (REPO / "configs" / "real-cpu.yaml").read_text()
+    assert text.split("datasets:")[0] == profile.split("datasets:")[0]  # comments and the rest untouched
+    assert text.split("\nmodels:")[1] == profile.split("\nmodels:")[1]
+
+
+def test_profile_tool_refuses_and_writes_nothing(tmp_path):
+    from core.errors import UserError
+    from pipeline.tools.profile import activate
+
+    out = tmp_path / "params.yaml"
+    out.write_text("profile: mine\n")  # a params.yaml with edits
+    for kwargs, message in [
+        ({}, "differs from every profile in configs/"),
+        ({"dataset": "ph3", "raw": "x", "force": True}, "unknown dataset 'ph3'"),
+        ({"dataset": "ph2", "force": True}, "--dataset and --raw go together"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            activate("real-cpu", out, **kwargs)
+        assert out.read_text() == "profile: mine\n"
+    with pytest.raises(UserError, match="no profile configs/nope.yaml"):
+        activate("nope", out)
