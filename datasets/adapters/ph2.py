@@ -14,7 +14,7 @@ class PH2(Adapter):
 PH2Dataset/                  (--raw may point here, to "PH2 Dataset images", or above)
   PH2 Dataset images/
     IMD<nnn>/
-      IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp   768 x 560 RGB BMP
+      IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp   761-769 x 553-577 RGB BMP
       IMD<nnn>_lesion/IMD<nnn>_lesion.bmp       RGB BMP mask, 0/255
       IMD<nnn>_roi/                             (ignored)
   PH2_dataset.txt, PH2_dataset.xlsx             (ignored)"""
