@@ -1,4 +1,5 @@
-"""The resume protocol of a training run: a preempted run continues bit for bit from ``OUT/resume.pt``.
+"""The files of a training run's folder (``best.pt``, ``log.csv``) and its resume protocol: a preempted run
+continues bit for bit from ``OUT/resume.pt``.
 
 - Before any training, :func:`open_run_folder` decides (on rank 0, for every process) whether to continue: a
   resume.pt saved with the same data, model, recipe, number of processes and precision
@@ -13,13 +14,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.fsutil import atomic_write_bytes
 from engine.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from engine.distributed import from_rank0
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from engine.params import TrainConfig
 
 RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json")  # what a run writes into its folder
+LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_dice", "val_dice", "val_loss", "seconds"]
 
 
 @dataclass
@@ -171,6 +176,22 @@ def save_resume(
     }
     save_checkpoint(path, state, kind="resume")
     progress.saved_epoch = progress.epochs_done
+
+
+def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
+    """best.pt: what evaluation and prediction need, and nothing else."""
+    best_dice = None if best["val_dice"] == -math.inf else round(best["val_dice"], 4)  # percent
+    state = {"model": weights, "config": cfg.model_dump(), "epoch": best["epoch"], "best_val_dice": best_dice}
+    save_checkpoint(path, state, kind="model")
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    """log.csv: one row per epoch (Dice in percent), written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def kept_files(out: Path, progress: Progress) -> str:

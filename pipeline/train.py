@@ -30,8 +30,6 @@ data, model and recipe, and otherwise sets it aside (resume.pt.stale) and starts
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import time
@@ -42,6 +40,7 @@ from core.cli import run
 from core.errors import UserError
 from engine.distributed import all_reduce, world_size
 from engine.params import TrainConfig, load_params
+from engine.resume import LOG_COLUMNS, save_best, write_log  # noqa: F401 (LOG_COLUMNS: the log's header)
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 # torch, albumentations and the models are imported inside the functions that use them, so that
 # `--help` and argument errors answer at once instead of after seconds of imports.
 
-LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_dice", "val_dice", "val_loss", "seconds"]
 # Steps between host syncs (non-finite check, progress) per device type; 1 elsewhere. A sync stalls
 # CUDA's queue of kernels; on the CPU it costs nothing.
 HOST_SYNC_EVERY = {"cuda": 50}
@@ -210,25 +208,6 @@ def train_one_epoch(
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
-
-
-def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
-    """best.pt: what evaluation and prediction need, and nothing else."""
-    from engine.checkpoint import save_checkpoint
-
-    best_dice = None if best["val_dice"] == -math.inf else round(best["val_dice"], 4)  # percent
-    state = {"model": weights, "config": cfg.model_dump(), "epoch": best["epoch"], "best_val_dice": best_dice}
-    save_checkpoint(path, state, kind="model")
-
-
-def write_log(path: Path, rows: list[dict]) -> None:
-    from core.fsutil import atomic_write_bytes
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def optimisation(model, cfg: TrainConfig, steps_per_epoch: int, device, amp_dtype):
