@@ -9,7 +9,7 @@ continues bit for bit from ``OUT/resume.pt``.
   scaler, every process's RNG states and :class:`Progress` (the epoch log, the best epoch and its weights,
   the step/image/time totals).
 - :func:`restore` loads it all back; a finished run deletes resume.pt (best.pt, log.csv and train.json are
-  the run).
+  the run). :func:`run_summary` is train.json.
 """
 
 from __future__ import annotations
@@ -202,3 +202,29 @@ def kept_files(out: Path, progress: Progress) -> str:
     if progress.best["epoch"]:
         kept.append(f"{out / 'best.pt'} the weights of epoch {progress.best['epoch']}")
     return "; ".join(kept) if kept else "no checkpoint of this run was written"
+
+
+def run_summary(
+    cfg: TrainConfig, progress: Progress, no_val: bool, device: str, world: int, precision: str, weights: dict
+) -> dict:
+    """train.json: the run's settings, best epoch, totals, device, and ``weights``: what each backbone started
+    from (:func:`models.pretrained.loaded_weights`; empty when the model trained from scratch)."""
+    log, totals, best = progress.log, progress.totals, progress.best
+    return {
+        "model": cfg.model,
+        "builder": cfg.builder,
+        "epochs": cfg.epochs,
+        "img_size": cfg.img_size,
+        "batch_size": cfg.batch_size,
+        "selection": "last" if no_val else "best_val_dice",
+        "best_val_dice": None if no_val else round(best["val_dice"], 4),  # percent
+        "best_epoch": best["epoch"],
+        "final_train_loss": log[-1]["train_loss"] if log else None,
+        "steps": totals["steps"],
+        "seconds": round(sum(r["seconds"] for r in log), 2),
+        "images_per_second": round(totals["images"] / totals["train_seconds"], 3) if totals["train_seconds"] else None,
+        "device_name": device,
+        "world_size": world,
+        "precision": precision,
+        "weights": weights,
+    }

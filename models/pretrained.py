@@ -65,6 +65,7 @@ __all__ = [
     "loaded_weights",
     "read_state_dict",
     "record_loaded_weights",
+    "requests_weights",
     "resolve_hub_weights",
     "resolve_pretrained_files",
     "weights_source",
@@ -306,6 +307,14 @@ def entry_hub_weights(builder: str, model_kwargs: Mapping[str, Any] | None) -> d
         )
     files = _pretrained_files(backbones, kwargs.get("pretrained_file"))
     return {name: hub for name, hub in backbones.items() if hub is not None and name not in files}
+
+
+def requests_weights(model_kwargs: Mapping[str, Any] | None) -> bool:
+    """Whether ``model_kwargs`` ask for any pretrained weights (``pretrained: true`` or a ``pretrained_file``),
+    read from the arguments alone: whether the model can take them is the build's (and
+    :func:`weights_source`'s) check."""
+    kwargs = model_kwargs or {}
+    return kwargs.get("pretrained") is True or bool(_pretrained_files({"": None}, kwargs.get("pretrained_file")))
 
 
 def weights_source(builder: str, model_kwargs: Mapping[str, Any] | None) -> dict | None:

@@ -9,24 +9,30 @@ hash per stage and per ``models:`` entry. ``train@D-M-S`` reads ``stages.train``
 params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's stages.
 ``python -m models --deps NAME`` prints the files behind a model's hash. The hash is over file
 contents, so comments count as changes: a changed comment reruns that model (cheap to see, never stale).
-A model entry whose ``model_kwargs.pretrained_file`` names local weight files also hashes their contents,
-so replacing a weight file retrains the models that start from it (and no other); the stage depends on
-``weights/``, where those files belong, so DVC notices the replacement.
+A model entry that starts from pretrained weights (:func:`models.pretrained.weights_source`: Hub ids, with the
+revision where the library pins one, and ``pretrained_file`` paths) also hashes that source and the contents of
+its local files, so switching an entry's initialisation, a library upgrade that pins another Hub revision or
+a replaced weight file retrains the models that start from it (and no other); the stage depends on
+``weights/``, where those files belong, so DVC notices the replacement. An entry that trains from scratch
+keeps the code-only hash.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 
 import yaml
 
 from core.cli import run
+from core.errors import UserError
 from core.fsutil import atomic_write_text
 from core.paths import REPO_ROOT
 from core.sources import module_sources
 from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
-from engine.params import load_params
+from engine.params import load_params, params_path
+from models.pretrained import weights_source
 from models.sources import model_sources
 
 # The module each stage's command runs (`python -m <module>`).
@@ -63,13 +69,6 @@ def stage_sources(stage: str) -> list[str]:
     return sorted(set(module_sources(STAGE_MODULES[stage], *adapters)) - adapter_files())
 
 
-def weight_files(model_kwargs: dict) -> list[str]:
-    """The local weight files a ``models:`` entry starts from (``pretrained_file``: a path or a mapping)."""
-    spec = model_kwargs.get("pretrained_file")
-    paths = spec.values() if isinstance(spec, dict) else [spec]
-    return sorted(str(p) for p in paths if p is not None)
-
-
 def weight_file_sha256(name: str) -> str:
     """sha256 of a weight file, read in chunks; "missing" for a file not there yet (the train stage then
     reports it), so that its arrival changes the fingerprint."""
@@ -83,21 +82,27 @@ def weight_file_sha256(name: str) -> str:
     return digest.hexdigest()
 
 
-def fingerprints(params_path: str | None = None) -> dict:
+def fingerprints(path: str | None = None) -> dict:
     """``{"stages": {stage: hash}, "models": {key: hash}}`` for the stages and the params.yaml model entries."""
 
-    params = load_params(params_path)
+    params = load_params(path)
     models, shas = {}, {}  # shas: each weight file read once, however many entries start from it
     for key in params.models:
         spec = params.model_spec(key)
         code = files_digest(model_sources(spec.builder))
-        files = weight_files(spec.model_kwargs)
+        try:
+            source = weights_source(spec.builder, spec.model_kwargs)
+        except UserError as err:  # pretrained: true on a model with nothing to load, an unknown smp encoder
+            raise UserError(f"{params_path(path)}: models.{key}: {err}") from err
+        if source is None:  # from scratch: the code-only hash
+            models[key] = code
+            continue
+        files = sorted(source.get("files", {}).values())
         for name in files:
             if name not in shas:
                 shas[name] = weight_file_sha256(name)
-        weights = "".join(f"+{name}={shas[name]}" for name in files)
-        # entries without weight files keep the code-only hash
-        models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16] if weights else code
+        weights = json.dumps(source, sort_keys=True) + "".join(f"+{name}={shas[name]}" for name in files)
+        models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16]
     return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models}
 
 

@@ -20,7 +20,8 @@ Outputs in ``--out``:
   resume.pt   the full training state, every ``checkpoint_every`` epochs while the run is unfinished;
               deleted when it finishes
   log.csv     one row per epoch (Dice in percent)
-  train.json  the summary (Dice in percent, optimiser steps, device, time, images/s)
+  train.json  the summary (Dice in percent, optimiser steps, device, time, images/s, and the pretrained
+              weights each backbone started from: ``weights``, empty when trained from scratch)
 
 Preemption: run the same command again. It continues from resume.pt when that was saved with the same
 data, model and recipe, and otherwise sets it aside (resume.pt.stale) and starts from scratch.
@@ -261,6 +262,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     from engine.build import check_input_size, check_model_runs, model_from_entry
     from engine.checkpoint import model_state
     from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
+    from models.pretrained import loaded_weights
 
     out = Path(cfg.out)
     split = check_prepared(Path(cfg.data))
@@ -274,6 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     seed_everything(cfg.seed)
     train_loader, val_loader, sampler = make_loaders(cfg, split, rank, world, device)
     model = model_from_entry(cfg.model, cfg.builder, cfg.model_kwargs).to(device)
+    weights = loaded_weights(model)  # what the backbones started from; before any wrapping
     check_model_runs(model, cfg.builder, cfg.img_size, device)
 
     # Every check has passed: only now is the run folder touched
@@ -364,24 +367,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             progress.saved_epoch = epoch + 1
         dist.barrier()
 
-    log, totals, best = progress.log, progress.totals, progress.best
-    summary = {
-        "model": cfg.model,
-        "builder": cfg.builder,
-        "epochs": cfg.epochs,
-        "img_size": cfg.img_size,
-        "batch_size": cfg.batch_size,
-        "selection": "last" if no_val else "best_val_dice",
-        "best_val_dice": None if no_val else round(best["val_dice"], 4),  # percent
-        "best_epoch": best["epoch"],
-        "final_train_loss": log[-1]["train_loss"] if log else None,
-        "steps": totals["steps"],
-        "seconds": round(sum(r["seconds"] for r in log), 2),
-        "images_per_second": round(totals["images"] / totals["train_seconds"], 3) if totals["train_seconds"] else None,
-        "device_name": device_name(device),
-        "world_size": world,
-        "precision": precision,
-    }
+    summary = rs.run_summary(cfg, progress, no_val, device_name(device), world, precision, weights)
     if is_main:
         atomic_write_json(out / "train.json", summary)
         (out / "resume.pt").unlink(missing_ok=True)  # finished: best.pt, log.csv and train.json are the run

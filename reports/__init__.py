@@ -7,8 +7,10 @@
 - ``latex``: LaTeX rendering (booktabs, ``table*``, packages named in a header comment);
 - ``paper``: the paper's own numbers and table layouts from ``reports/paper/*.csv``;
 - one module per report: ``comparison`` (Tables 2-5 and HD95), ``ablation`` (Table 6 and variant cost),
-  ``complexity`` (Table 7), ``paper_vs_ours``, ``significance``, ``claims``, ``figures``;
-- ``provenance``: commit, pipeline and split digests, recipe, software, device;
+  ``complexity`` (Table 7), ``initialisation`` (scratch against pretrained, beyond the paper), ``paper_vs_ours``,
+  ``significance``, ``claims``, ``figures``;
+- ``provenance``: commit, pipeline and split digests, recipe, the weights each model started from, software,
+  device;
 - ``overlays``: the overlay colours of the qualitative figure, shared with ``pipeline.predict --overlay``;
 - ``build``: every output file in memory from the loaded inputs.
 

@@ -12,7 +12,17 @@ import numpy as np
 import pandas as pd
 
 from engine.metric_names import PAPER_METRICS
-from reports import ablation, claims, comparison, complexity, figures, paper_vs_ours, significance, summary
+from reports import (
+    ablation,
+    claims,
+    comparison,
+    complexity,
+    figures,
+    initialisation,
+    paper_vs_ours,
+    significance,
+    summary,
+)
 from reports.flags import val_dice_percent
 from reports.inputs import Inputs
 
@@ -71,6 +81,7 @@ def build_reports(inp: Inputs) -> dict[str, str | bytes]:
     files["comparison.md"], files["comparison.tex"] = comparison.build(inp)
     files["ablation.md"], files["ablation.tex"] = ablation.build(inp)
     files["complexity.md"], files["complexity.tex"] = complexity.build(inp)
+    files["initialisation.md"], files["initialisation.tex"] = initialisation.build(inp)
     files["paper_vs_ours.md"] = paper_vs_ours.build(inp)
     files["significance.md"] = significance.build(inp)
     files["claims.md"] = claims.build(inp)

@@ -23,6 +23,7 @@ from datasets.base import DatasetError
 from datasets.registry import get_adapter
 from engine.metric_names import PAPER_METRICS
 from models.dyglnet_variants import ABLATION_VARIANTS
+from models.pretrained import architecture_kwargs
 from reports import paper, provenance
 from reports.table import family_rank
 
@@ -62,6 +63,10 @@ class Inputs:
     palette: str
     provenance: dict[str, str] = field(default_factory=dict)
     recipes: dict[str, dict] = field(default_factory=dict)  # model key -> its paper.RECIPE_KEYS settings
+    # model key -> builder, model_kwargs without the weight arguments and the whole recipe, as JSON: two entries
+    # with the same setup differ at most in their initialisation
+    setups: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, dict] = field(default_factory=dict)  # model key -> its pretrained/pretrained_file arguments
 
     def main_models(self) -> list[str]:
         """The non-ablation models in the paper's row order (family, then params.yaml order)."""
@@ -191,6 +196,19 @@ def variant_settings(builder: str) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in ABLATION_VARIANTS.get(builder, {}).items())
 
 
+WEIGHT_ARGUMENTS = ("pretrained", "pretrained_file")
+
+
+def setup_key(spec) -> str:
+    """What a run is of, its initialisation aside: builder, architecture arguments, recipe (canonical JSON)."""
+    setup = {
+        "builder": spec.builder,
+        "model_kwargs": architecture_kwargs(spec.model_kwargs),
+        "recipe": spec.recipe.model_dump(),
+    }
+    return json.dumps(setup, sort_keys=True, default=str)
+
+
 def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -> Inputs:
     """Read and check everything the reports need (see the module docstring)."""
     datasets, models, seeds = list(params.datasets), list(params.models), list(params.seeds)
@@ -236,6 +254,8 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
         reference=reference,
         palette=params.report.palette,
         recipes={m: {k: getattr(specs[m].recipe, k) for k in paper.RECIPE_KEYS} for m in models},
+        setups={m: setup_key(specs[m]) for m in models},
+        weights={m: {k: v for k, v in specs[m].model_kwargs.items() if k in WEIGHT_ARGUMENTS} for m in models},
     )
     inputs.provenance = provenance.collect(
         root, params, datasets, models, prepared, {k: r.train for k, r in loaded.items()}

@@ -18,6 +18,10 @@ Collected once per report run (:func:`collect`) and printed in every Markdown re
 - ``splits``: sha256 of ``data/prepared/<dataset>/split.json`` per dataset;
 - ``profile`` and ``recipe``: params.yaml's profile name, epochs, image size, batch size and learning
   rate (per-model overrides listed), and the optimiser steps of each run (``train.json`` key ``steps``);
+- ``initialisation``: which models trained from scratch and which backbone of which model started from which
+  pretrained weights: the ``weights`` record of the runs' ``train.json`` (Hub id, library, snapshot commit,
+  file and sha256; or a local file and its sha256), else, for runs that predate that record, what params.yaml
+  asks for (:func:`models.pretrained.weights_source`, which imports no torch), labelled as such;
 - ``software``: versions of python, torch, timm and segmentation-models-pytorch from the installed
   package metadata (nothing is imported);
 - ``device``: ``device_name`` of the runs' ``train.json``; where none records it, this machine's CPU
@@ -38,6 +42,8 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+
+from models.pretrained import weights_source
 
 GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics.json", "code_fingerprints.yaml")
 PACKAGES = ("torch", "timm", "segmentation-models-pytorch")
@@ -223,6 +229,60 @@ def steps_text(train_json: dict[tuple[str, str, int], dict | None]) -> str:
     return "; ".join(parts) if parts else "not recorded"
 
 
+def _record_text(weights: dict) -> str:
+    """One run's ``weights`` record as text: ``backbone <- id (library, snapshot, file sha256)`` per backbone."""
+    parts = []
+    for backbone, r in sorted(weights.items()):
+        r = r if isinstance(r, dict) else {}
+        if r.get("source") == "hub":
+            detail = f"{r.get('library')}, revision {r.get('revision')}, snapshot {r.get('commit')}, {r.get('file')}"
+            parts.append(f"{backbone} <- {r.get('id')} ({detail}, sha256 {r.get('sha256')})")
+        else:
+            parts.append(f"{backbone} <- {r.get('path')} (sha256 {r.get('sha256')})")
+    return "; ".join(parts) if parts else "scratch"
+
+
+def _declared_text(spec) -> str:
+    """What params.yaml asks a model to start from (for runs whose train.json has no ``weights``)."""
+    kwargs = spec.model_kwargs
+    if kwargs.get("pretrained") is True and str(kwargs.get("encoder", "")).startswith("tu-"):
+        return f"encoder <- timm's ImageNet weights of {kwargs['encoder'][3:]} (resolved by timm at training)"
+    try:
+        source = weights_source(spec.builder, kwargs)
+    except ValueError as err:  # the build refuses these arguments (the train stage said so too)
+        return f"refused: {err}"
+    if source is None:
+        return "scratch"
+    named = {**source.get("ids", {}), **source.get("files", {})}
+    return "; ".join(f"{backbone} <- {where}" for backbone, where in sorted(named.items()))
+
+
+def weights_text(params, models: list[str], train_json: dict[tuple[str, str, int], dict | None]) -> str:
+    """Which models trained from scratch, and what each backbone of the others started from (module doc)."""
+    unrecorded = " (as params.yaml asks; train.json records no weights)"
+    texts: dict[str, Counter] = {m: Counter() for m in models}
+    for (_, m, _), info in train_json.items():
+        if m not in texts:
+            continue
+        weights = (info or {}).get("weights")
+        if isinstance(weights, dict):
+            texts[m][_record_text(weights)] += 1
+        else:
+            texts[m][_declared_text(params.model_spec(m)) + unrecorded] += 1
+    scratch = {"scratch": [], "scratch" + unrecorded: []}
+    parts = []
+    for m in models:
+        found = texts[m]
+        if len(found) == 1 and next(iter(found)) in scratch:
+            scratch[next(iter(found))].append(m)
+        elif len(found) == 1:
+            parts.append(f"{m}: {next(iter(found))}")
+        elif found:
+            parts.append(f"{m}: " + "; ".join(f"{t} ({n} runs)" for t, n in sorted(found.items())))
+    head = [f"from scratch{key[7:]}: {', '.join(ms)}" for key, ms in scratch.items() if ms]
+    return "; ".join(head + parts) if head or parts else "not recorded"
+
+
 def device_text(train_json: dict[tuple[str, str, int], dict | None]) -> str:
     names = Counter((info or {}).get("device_name") for info in train_json.values())
     recorded = {k: v for k, v in names.items() if k}
@@ -243,6 +303,7 @@ def collect(root: Path, params, datasets, models, prepared: Path, train_json) ->
         "profile": params.profile,
         "recipe": recipe_text(params, models),
         "optimiser steps": steps_text(train_json),
+        "initialisation": weights_text(params, models, train_json),
         "software": versions(),
         "device": device_text(train_json),
     }

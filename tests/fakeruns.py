@@ -8,11 +8,13 @@
 - ``results/<D>/<M>/seed<S>/``: pred/<id>.png, per_image.csv (every key of ``image_metrics`` computed on
   those predictions), metrics.json (``summarize`` of each metric, percent for the overlap metrics);
 - ``results/complexity/<M>.json`` (with a latency median and interquartile range);
-- ``runs/<D>/<M>/seed<S>/``: train.json (``steps``, ``device_name``), log.csv (``val_dice`` in percent).
+- ``runs/<D>/<M>/seed<S>/``: train.json (``steps``, ``device_name``; ``weights`` for the models given in
+  ``weights=``, as pipeline.train records them, and none for the others, as runs from before that record),
+  log.csv (``val_dice`` in percent).
 
-Each model's predictions are the ground truth distorted by a model-specific amount (``QUALITY``); a
-model whose quality is ``"degenerate"`` predicts a tiny blob, and ``"rising"`` models have a validation
-curve still climbing at the end (unconverged).
+Each model's predictions are the ground truth distorted by a model-specific amount (``QUALITY``, updated by
+``qualities=``); a model whose quality is ``"degenerate"`` predicts a tiny blob, and ``"rising"`` models have a
+validation curve still climbing at the end (unconverged).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def make_tree(
     latency: bool = True,
     palette: str = "default",
     train: dict | None = None,
+    qualities: dict | None = None,
+    weights: dict[str, dict] | None = None,
 ) -> Path:
     """Write the tree under ``root``; returns ``root`` (see the module docstring)."""
     root = Path(root)
@@ -110,7 +114,7 @@ def make_tree(
         (prepared / "ids.json").write_text(json.dumps(ids))
         (prepared / "split.json").write_text(json.dumps({"train": [], "val": [], "test": ids}))
         for m in entries:
-            quality = QUALITY.get(m, (1 + len(m) % 3, (len(m) % 3) - 1))
+            quality = {**QUALITY, **(qualities or {})}.get(m, (1 + len(m) % 3, (len(m) % 3) - 1))
             for s in seeds:
                 run = root / "results" / d / m / f"seed{s}"
                 (run / "pred").mkdir(parents=True)
@@ -128,9 +132,10 @@ def make_tree(
                 (run / "metrics.json").write_text(json.dumps(summary))
                 train_dir = root / "runs" / d / m / f"seed{s}"
                 train_dir.mkdir(parents=True)
-                (train_dir / "train.json").write_text(
-                    json.dumps({"model": m, "epochs": 8, "steps": 24, "device_name": "Test GPU 9000"})
-                )
+                record = {"model": m, "epochs": 8, "steps": 24, "device_name": "Test GPU 9000"}
+                if weights is not None and m in weights:
+                    record["weights"] = weights[m]
+                (train_dir / "train.json").write_text(json.dumps(record))
                 if with_logs:
                     epochs = np.arange(1, 9)
                     curve = np.minimum(80.0, 20.0 * epochs)  # converged: flat over the last half

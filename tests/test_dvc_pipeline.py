@@ -56,16 +56,21 @@ def _materialise(work: Path) -> None:
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text("{}")
     for model in MODELS:
-        run, res = work / f"runs/synthetic/{model}/seed42", work / f"results/synthetic/{model}/seed42"
-        for f in (run / "best.pt", run / "train.json", run / "log.csv", res / "per_image.csv", res / "metrics.json"):
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(f"{model}\n")
-        (res / "timing.json").write_text("{}")
-        (res / "pred").mkdir(exist_ok=True)
-        (res / "pred" / "a.png").write_text("x")
-        (work / f"results/complexity/{model}.json").parent.mkdir(parents=True, exist_ok=True)
-        (work / f"results/complexity/{model}.json").write_text("{}")
+        _stand_in(work, model)
     _run([DVC, "commit", "--force", "--quiet"], work)
+
+
+def _stand_in(work: Path, model: str) -> None:
+    """Stand-in outputs of one model's train, evaluate and complexity stages."""
+    run, res = work / f"runs/synthetic/{model}/seed42", work / f"results/synthetic/{model}/seed42"
+    for f in (run / "best.pt", run / "train.json", run / "log.csv", res / "per_image.csv", res / "metrics.json"):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"{model}\n")
+    (res / "timing.json").write_text("{}")
+    (res / "pred").mkdir(exist_ok=True)
+    (res / "pred" / "a.png").write_text("x")
+    (work / f"results/complexity/{model}.json").parent.mkdir(parents=True, exist_ok=True)
+    (work / f"results/complexity/{model}.json").write_text("{}")
 
 
 def _copy_repo(work: Path, datasets: dict, models: list[str]) -> None:
@@ -210,6 +215,46 @@ def test_replacing_a_weight_file_reruns_only_the_model_that_starts_from_it(work)
     _status(work)
     _run([DVC, "commit", "--force", "--quiet"], work)
     assert _status(work) == set()
+
+
+def test_switching_one_models_initialisation_reruns_that_model_alone(work):
+    params_file, weights = work / "params.yaml", work / "weights" / "resnet34.pth"
+    old = params_file.read_text()
+    params = yaml.safe_load(old)
+
+    def set_models(**entries) -> None:
+        params["models"].update(entries)
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def as_if_rerun() -> None:
+        _run([DVC, "commit", "--force", "--quiet"], work)
+        assert _status(work) == set()
+
+    set_models(swinunet={}, h2former={})  # two baselines with backbones, from scratch
+    for model in ("swinunet", "h2former"):
+        _stand_in(work, model)
+    _status(work)
+    as_if_rerun()
+    set_models(swinunet={"model_kwargs": {"pretrained": True}})  # scratch -> the Hub's ImageNet weights
+    assert _status(work) == _model_stages("swinunet") | {"report"}
+    as_if_rerun()
+    weights.write_bytes(b"resnet34 weights")
+    set_models(h2former={"model_kwargs": {"pretrained_file": "weights/resnet34.pth"}})  # -> a local file
+    assert _status(work) == _model_stages("h2former") | {"report"}
+    as_if_rerun()
+    (work / "weights" / "resnet34_other.pth").write_bytes(b"other resnet34 weights")
+    set_models(h2former={"model_kwargs": {"pretrained_file": "weights/resnet34_other.pth"}})  # another file
+    assert _status(work) == _model_stages("h2former") | {"report"}
+    as_if_rerun()
+    # a pretrained twin of a scratch entry (configs/paper-pretrained.yaml): only the new entry's stages run
+    set_models(h2former_in1k={"model": "h2former", "model_kwargs": {"pretrained": True}})
+    assert _status(work) == _model_stages("h2former_in1k") | {"report"}
+
+    params_file.write_text(old)
+    for name in ("resnet34.pth", "resnet34_other.pth"):
+        (work / "weights" / name).unlink()
+    _status(work)
+    as_if_rerun()
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_MODULES))

@@ -315,12 +315,12 @@ def test_fetch_weights_dry_run_lists_every_id_without_torch(tmp_path):
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
     assert lines[0] == f"Hugging Face hub cache: {tmp_path / 'hub'}"
-    expected = {
-        "timm/res2net50d.in1k": ["m2snet"],
-        "timm/swin_tiny_patch4_window7_224.ms_in1k": ["swinunet", "hiformer_b", "befunet"],
-        "timm/resnet50.tv_in1k": ["hiformer_b"],
-        "timm/resnet34.tv_in1k": ["h2former", "fatnet"],
-        "timm/deit_tiny_distilled_patch16_224.fb_in1k": ["fatnet"],
+    expected = {  # the profile's pretrained entries (<baseline>_in1k; the baselines' own keys train from scratch)
+        "timm/res2net50d.in1k": ["m2snet_in1k"],
+        "timm/swin_tiny_patch4_window7_224.ms_in1k": ["swinunet_in1k", "hiformer_b_in1k", "befunet_in1k"],
+        "timm/resnet50.tv_in1k": ["hiformer_b_in1k"],
+        "timm/resnet34.tv_in1k": ["h2former_in1k", "fatnet_in1k"],
+        "timm/deit_tiny_distilled_patch16_224.fb_in1k": ["fatnet_in1k"],
     }
     listed = {line.split()[0]: line for line in lines[1:]}
     assert set(listed) == set(expected)
@@ -370,3 +370,92 @@ def test_environment_alone_points_the_libraries_at_the_cache(hub_cache):
     assert run.returncode == 0, run.stderr
     expected = float(source["layer1.0.conv1.weight"].double().sum())
     assert float(run.stdout.strip().splitlines()[-1]) == pytest.approx(expected, rel=0, abs=1e-9)
+
+
+def test_train_json_records_the_weights_each_backbone_started_from(hub_cache, monkeypatch, tmp_path, make_prepared):
+    """A training run of an entry with ``pretrained: true`` writes the Hub snapshot it read into train.json
+    (``weights``); the same model from scratch writes an empty record."""
+    from engine.params import TrainConfig
+    from pipeline.train import train
+
+    hub = smp_hub_weights(SMP_ENCODER)
+    hub_cache.tensors(hub.repo_id)
+    use_cache(monkeypatch, hub_cache.path)
+    data = make_prepared(tmp_path / "prepared", n_train=8, n_val=2, n_test=2)
+    runs = {}
+    for key, kwargs in (("smp_r34", {}), ("smp_r34_in1k", {"pretrained": True})):
+        cfg = TrainConfig(
+            data=str(data), model=key, builder="smp_unet_resnet34", out=str(tmp_path / key), model_kwargs=kwargs,
+            epochs=1, batch_size=4, img_size=32, warmup_epochs=0, num_workers=0, compile=False,
+        )  # fmt: skip
+        train(cfg)
+        runs[key] = json.loads((tmp_path / key / "train.json").read_text())["weights"]
+    assert runs["smp_r34"] == {}
+    snapshot = hub_cache.path / ("models--" + hub.repo_id.replace("/", "--")) / "snapshots" / hub.revision
+    assert runs["smp_r34_in1k"] == {
+        "encoder": {
+            "source": "hub",
+            "library": f"smp {smp.__version__}",
+            "name": SMP_ENCODER,
+            "id": hub.id,
+            "revision": hub.revision,
+            "commit": hub.revision,
+            "file": "model.safetensors",
+            "sha256": hashlib.sha256((snapshot / "model.safetensors").read_bytes()).hexdigest(),
+        }
+    }
+
+
+def test_fingerprint_hashes_the_weights_source_and_keeps_scratch_entries_code_only(tmp_path, monkeypatch):
+    """A ``models:`` entry's fingerprint: the code hash alone from scratch (so scratch entries never rerun because
+    of this), else code + weights_source + file contents, so a new Hub id or pinned revision (a library upgrade)
+    or a replaced file reruns the entries that start from it."""
+    import pipeline.fingerprint as fp
+    from models.sources import model_sources
+
+    params = tmp_path / "params.yaml"
+    weights = tmp_path / "r34.pth"
+    weights.write_bytes(b"one")
+    params.write_text(
+        "models:\n"
+        "  h2former: {}\n"
+        "  h2former_in1k: {model: h2former, model_kwargs: {pretrained: true}}\n"
+        f"  h2former_file: {{model: h2former, model_kwargs: {{pretrained_file: {str(weights)!r}}}}}\n"
+        "  smp_r34_in1k: {model: smp_unet_resnet34, model_kwargs: {pretrained: true}}\n"
+    )
+    first = fp.fingerprints(str(params))["models"]
+    code = fp.files_digest(model_sources("h2former"))
+    assert first["h2former"] == code and len({first["h2former"], first["h2former_in1k"], first["h2former_file"]}) == 3
+    weights.write_bytes(b"two")
+    second = fp.fingerprints(str(params))["models"]
+    assert second["h2former_file"] != first["h2former_file"]
+    assert {k: v for k, v in second.items() if k != "h2former_file"} == {
+        k: v for k, v in first.items() if k != "h2former_file"
+    }
+
+    real = fp.weights_source
+
+    def other_revision(builder, kwargs):  # as if smp pinned another revision of its resnet34 weights
+        source = real(builder, kwargs)
+        if builder == "smp_unet_resnet34" and source:
+            source = {**source, "ids": {"encoder": source["ids"]["encoder"].split("@")[0] + "@" + "0" * 40}}
+        return source
+
+    monkeypatch.setattr(fp, "weights_source", other_revision)
+    third = fp.fingerprints(str(params))["models"]
+    assert third["smp_r34_in1k"] != second["smp_r34_in1k"] and third["h2former_in1k"] == second["h2former_in1k"]
+
+    params.write_text("models:\n  unet: {model_kwargs: {pretrained: true}}\n")  # nothing to load: one line, exit 2
+    out = tmp_path / "fingerprints.yaml"
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.fingerprint", "--params", str(params), "--out", str(out)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and not out.exists()
+    assert run.stderr == (
+        f"error: {params}: models.unet: unet: no backbone of it has weights on the Hugging Face Hub; "
+        "pretrained must be false\n"
+    )

@@ -16,7 +16,7 @@ from fakeruns import make_tree
 
 from engine.params import load_params
 from pipeline.report import write_reports
-from reports import comparison, complexity, summary
+from reports import comparison, complexity, initialisation, summary
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +27,8 @@ EXPECTED = {
     "ablation.tex",
     "complexity.md",
     "complexity.tex",
+    "initialisation.md",
+    "initialisation.tex",
     "paper_vs_ours.md",
     "significance.md",
     "claims.md",
@@ -178,6 +180,7 @@ def test_every_report_carries_its_provenance(built):
             "profile: test",
             "recipe: epochs 8",
             "optimiser steps: ",
+            "initialisation: from scratch (as params.yaml asks; train.json records no weights): dyglnet, ",
             "software: python",
             "device: Test GPU 9000",
         ):
@@ -234,7 +237,8 @@ def test_malformed_per_image_csv_is_named(tmp_path):
 
 
 def test_report_stage_never_imports_torch(tmp_path):
-    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    # a pretrained entry whose train.json records no weights: provenance asks weights_source, which needs no torch
+    root = make_tree(tmp_path, models=("dyglnet", "unet", "h2former"), extra_models=H2FORMER_IN1K, n=6)
     code = (
         "import sys\n"
         "import pipeline.report as r\n"
@@ -247,6 +251,8 @@ def test_report_stage_never_imports_torch(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (root / "out" / "comparison.md").is_file()
+    text = (root / "out" / "comparison.md").read_text()
+    assert "h2former_in1k: resnet <- timm/resnet34.tv_in1k (as params.yaml asks" in text
 
 
 def _captions(tex: str) -> list[str]:
@@ -284,6 +290,8 @@ def test_every_caption_names_the_datasets_and_the_recipe(built):
     recipe = "Recipe: 32 px, 8 epochs, batch 4, lr 0.001: not the paper's recipe (224 px, 130 epochs, batch 16"
     for md in built.glob("*.md"):
         text = md.read_text()
+        if initialisation.NONE_LINE in text:  # no table, nothing measured: the one line says so
+            continue
         assert f"Datasets: Kvasir-SEG, ISIC2016, Synthetic. {recipe}" in text, md.name
     captions = [c for tex in built.glob("*.tex") for c in _captions(tex.read_text())]
     assert len(captions) == 7  # Tables 2, 4, synthetic, HD95, ablation, ablation cost, complexity
@@ -326,3 +334,106 @@ def test_claims_states_its_rule_and_is_inconclusive_on_small_bins(built):
     assert len(small) == 3 and all(v.startswith("Small (n=4): inconclusive (") for v in small), small
     assert all("4 images, fewer than 20" in v for v in small)
     assert "not supported" not in "".join(small) and "best, not separable" not in text
+
+
+H2FORMER_IN1K = {"h2former_in1k": {"model": "h2former", "model_kwargs": {"pretrained": True}}}
+SWIN_IN1K = {"model": "swinunet", "model_kwargs": {"pretrained": True}, "display_name": "SwinUnet (IN-1k)"}
+SWIN_RECORD = {  # as pipeline.train writes it for a Hub backbone (models.pretrained.loaded_weights)
+    "swin": {
+        "source": "hub",
+        "library": "timm 1.0.19",
+        "name": "swin_tiny_patch4_window7_224.ms_in1k",
+        "id": "timm/swin_tiny_patch4_window7_224.ms_in1k",
+        "revision": "main",
+        "commit": "a" * 40,
+        "file": "model.safetensors",
+        "sha256": "b" * 64,
+    }
+}
+
+
+def pair_tree(root: Path, qualities: dict, **kw) -> Path:
+    """DyGLNet, UNet and SwinUnet from scratch, and SwinUnet pretrained (``swinunet_in1k``), on two datasets."""
+    return make_tree(
+        root,
+        datasets=("kvasir", "isic2016"),
+        models=("dyglnet", "unet", "swinunet"),
+        extra_models={"swinunet_in1k": SWIN_IN1K},
+        qualities=qualities,
+        weights={"swinunet_in1k": SWIN_RECORD, "swinunet": {}, "unet": {}},
+        **kw,
+    )
+
+
+def test_initialisation_without_a_pair_says_so_in_one_line(built):
+    md, tex = (built / "initialisation.md").read_text(), (built / "initialisation.tex").read_text()
+    assert initialisation.NONE_LINE in md and "| Family" not in md and "## Provenance" in md
+    assert f"% {initialisation.NONE_LINE}" in tex and r"\begin{table" not in tex
+
+
+def test_initialisation_sets_scratch_and_pretrained_side_by_side_and_ranks_the_reference(tmp_path):
+    better = pair_tree(tmp_path / "better", {"dyglnet": (1, 0), "swinunet": (3, 1), "swinunet_in1k": (0, 0)}, n=12)
+    inp = inputs_of(better)
+    md, tex = initialisation.build(inp)
+    row = next(line for line in md.splitlines() if line.startswith("| Transformer | SwinUnet / SwinUnet (IN-1k) |"))
+    cells = [c.strip() for c in row.split("|")[3:-1]]
+    assert len(cells) == 6  # (scratch, pretrained, delta) x 2 datasets, each with its CI
+    for k, d in enumerate(inp.datasets):
+        scratch = summary.per_image(inp, d, "swinunet", "dice")
+        pretrained = summary.per_image(inp, d, "swinunet_in1k", "dice")
+        assert cells[3 * k].startswith(f"{scratch.mean():.2f} (")
+        assert cells[3 * k + 1].startswith(f"{pretrained.mean():.2f} (")
+        low, high = map(float, re.search(r"\(([-\d.]+)–([-\d.]+)\)", cells[3 * k + 2]).groups())
+        delta = (pretrained - scratch).mean()
+        assert cells[3 * k + 2].startswith(f"{delta:.2f} (") and low <= round(delta, 2) <= high and low > 0
+    assert (
+        "Kvasir-SEG 1st → 2nd of 3; ISIC2016 1st → 2nd of 3; mDice over the 2 datasets 1st → 2nd of 3. "
+        "DyGLNet's rank changes on Kvasir-SEG, ISIC2016 and by mDice." in md
+    )
+    assert "| SwinUnet / SwinUnet (IN-1k) | `swinunet` | `swinunet_in1k` | `pretrained: true` |" in md
+    assert (
+        "- initialisation: from scratch: unet, swinunet; from scratch (as params.yaml asks; train.json records no "
+        "weights): dyglnet; swinunet_in1k: swin <- timm/swin_tiny_patch4_window7_224.ms_in1k (timm 1.0.19, revision "
+        f"main, snapshot {'a' * 40}, model.safetensors, sha256 {'b' * 64})" in md
+    )
+    assert "\\label{tab:initialisation}" in tex and "1st $\\rightarrow$ 2nd of 3" in tex
+    assert re.search(r"SwinUnet / SwinUnet \(IN-1k\) & [\d.]+\$\^\{\+", tex)
+
+    worse = pair_tree(tmp_path / "worse", {"dyglnet": (0, 0), "swinunet": (3, 1), "swinunet_in1k": (2, 0)}, n=12)
+    md, _ = initialisation.build(inputs_of(worse))
+    assert "DyGLNet's rank does not change on any dataset or by mDice." in md
+
+
+def test_initialisation_delta_over_seeds_is_mean_and_std(tmp_path):
+    md, tex = initialisation.build(inputs_of(pair_tree(tmp_path, {}, seeds=(1, 2), n=6)))
+    row = next(line for line in md.splitlines() if "SwinUnet / SwinUnet (IN-1k)" in line and "±" in line)
+    assert len(re.findall(r"-?\d+\.\d\d ± \d+\.\d\d", row)) == 6
+    assert "each seed's difference" in md and "over 2 seeds" in md
+
+
+def test_initialisation_pairs_only_entries_that_differ_in_their_weights_alone():
+    from types import SimpleNamespace
+
+    def fake(entries: dict[str, tuple[str, dict, str]]):
+        """key -> (setup, weight arguments, family)"""
+        return SimpleNamespace(
+            models=list(entries),
+            setups={k: v[0] for k, v in entries.items()},
+            weights={k: v[1] for k, v in entries.items()},
+            families={k: v[2] for k, v in entries.items()},
+        )
+
+    inp = fake(
+        {
+            "dyglnet": ("d", {}, "Ours"),
+            "swinunet": ("s", {"pretrained": False}, "Transformer"),
+            "swinunet_b8": ("s-batch8", {}, "Transformer"),
+            "swinunet_in1k": ("s", {"pretrained": True}, "Transformer"),
+            "swinunet_b8_in1k": ("s-batch8", {"pretrained_file": "weights/swin.pth"}, "Transformer"),
+            "swinunet_nofile": ("s", {"pretrained_file": None}, "Transformer"),
+            "m2snet_in1k": ("m", {"pretrained": True}, "CNN"),  # no scratch partner
+            "variant_a": ("v", {}, "Ablation"),
+            "variant_b": ("v", {"pretrained": True}, "Ablation"),
+        }
+    )
+    assert initialisation.pairs(inp) == [("swinunet", "swinunet_in1k"), ("swinunet_b8", "swinunet_b8_in1k")]

@@ -14,7 +14,7 @@ import pytest
 from fakeruns import PAPER_MODELS, make_tree
 
 from engine.params import load_params
-from reports import ablation, comparison, complexity
+from reports import ablation, comparison, complexity, initialisation
 from reports.inputs import load_inputs
 from reports.latex import escape
 from reports.table import Cell, Column, Row, Table, mark_best
@@ -24,11 +24,17 @@ PDFLATEX = shutil.which("pdflatex")
 
 @pytest.fixture(scope="module")
 def paper_sized(tmp_path_factory) -> dict[str, str]:
-    """comparison/ablation/complexity .tex of a paper-profile-sized run (13 models + 2 variants, Table 2)."""
+    """comparison/ablation/complexity/initialisation .tex of a paper-profile-sized run (13 models + 2 variants,
+    Table 2), with the six baselines of configs/paper-pretrained.yaml also pretrained."""
+    pretrained = {
+        f"{m}_in1k": {"model": m, "model_kwargs": {"pretrained": True}, "display_name": f"{m} (IN-1k)"}
+        for m in ("m2snet", "swinunet", "hiformer_b", "h2former", "fatnet", "befunet")
+    }
     root = make_tree(
         tmp_path_factory.mktemp("paper"),
         datasets=("kvasir", "cvc"),
         models=(*PAPER_MODELS, "dyglnet_wo_sa", "dyglnet_w_tconv"),
+        extra_models=pretrained,
         n=6,
     )
     cwd = os.getcwd()
@@ -41,6 +47,7 @@ def paper_sized(tmp_path_factory) -> dict[str, str]:
         "comparison": comparison.build(inp)[1],
         "ablation": ablation.build(inp)[1],
         "complexity": complexity.build(inp)[1],
+        "initialisation": initialisation.build(inp)[1],
     }
 
 
@@ -70,7 +77,7 @@ def compile_standalone(tex: str, folder: Path, name: str, options: str = "") -> 
     "texlive-latex-extra); the LaTeX tables are then checked for structure only",
 )
 @pytest.mark.parametrize("options", ["", "twocolumn"])
-@pytest.mark.parametrize("name", ["comparison", "ablation", "complexity"])
+@pytest.mark.parametrize("name", ["comparison", "ablation", "complexity", "initialisation"])
 def test_paper_sized_tables_compile_without_overfull_boxes(paper_sized, tmp_path, name, options):
     log = compile_standalone(paper_sized[name], tmp_path, name, options)
     overfull = [line for line in log.splitlines() if line.startswith("Overfull")]
@@ -94,6 +101,7 @@ def test_captions_and_labels_are_clean(paper_sized):
         "tab:ablation",
         "tab:ablation-cost",
         "tab:complexity",
+        "tab:initialisation",
     ]
     assert "not-a-dataset" not in tex and "224 x 224" not in tex
     assert r"3$\times$224$\times$224" in paper_sized["complexity"]
