@@ -179,7 +179,7 @@ class BEFUnet(HybridFusionSegmenter):
         )
 
 
-@register_model(family="Hybrid", display_name="BEFUnet", fixed_input_size=INPUT_SIZE)
+@register_model(family="Hybrid", display_name="BEFUnet", fixed_input_size=INPUT_SIZE, hub_weights=HUB_WEIGHTS)
 def befunet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """BEFUnet, trained from scratch unless weights are asked for.
 

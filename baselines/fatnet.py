@@ -182,7 +182,7 @@ class FATNet(nn.Module):
         return self.head(out)
 
 
-@register_model(family="Hybrid", display_name="FATNet", fixed_input_size=IMAGE_SIZE)
+@register_model(family="Hybrid", display_name="FATNet", fixed_input_size=IMAGE_SIZE, hub_weights=HUB_WEIGHTS)
 def fatnet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """FAT-Net for 224 x 224 inputs; ``pretrained``: ResNet-34 and DeiT-tiny-distilled ImageNet weights from
     the Hub; ``pretrained_file``: ``{"resnet": path, "deit": path}``, local files instead (either may be left out)."""

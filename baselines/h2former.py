@@ -228,7 +228,7 @@ class H2Former(nn.Module):
         return self.head(out)
 
 
-@register_model(family="Hybrid", display_name="H2Former", fixed_input_size=224)
+@register_model(family="Hybrid", display_name="H2Former", fixed_input_size=224, hub_weights=HUB_WEIGHTS)
 def h2former(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """H2Former for 224 x 224 inputs (``image_size=`` builds it for another multiple of 16);
     ``pretrained``: ImageNet ResNet-34 from the Hub; ``pretrained_file``: a local ResNet-34 state dict instead

@@ -51,7 +51,7 @@ class HiFormerB(HybridFusionSegmenter):
         super().__init__(cnn, 3, "HiFormer-B", num_classes=num_classes, cross_pos_embed=cross_pos_embed)
 
 
-@register_model(family="Hybrid", display_name="HiFormer-B", fixed_input_size=INPUT_SIZE)
+@register_model(family="Hybrid", display_name="HiFormer-B", fixed_input_size=INPUT_SIZE, hub_weights=HUB_WEIGHTS)
 def hiformer_b(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """HiFormer-B, trained from scratch unless ImageNet weights are asked for.
 

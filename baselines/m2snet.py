@@ -140,7 +140,7 @@ class M2SNet(nn.Module):
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 
 
-@register_model(family="CNN", display_name="M2SNet", min_input_size=_MIN_SIZE)
+@register_model(family="CNN", display_name="M2SNet", min_input_size=_MIN_SIZE, hub_weights=HUB_WEIGHTS)
 def m2snet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """M2SNet (27,692,585 parameters); ``pretrained``: ImageNet Res2Net-50 from the Hub (timm
     ``res2net50d.in1k``); ``pretrained_file``: local timm ``res2net50d`` weights instead."""

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 FAMILY = "SMP"
-# builder -> its encoder (the generic ``smp``: the default); read from the source by models.pretrained.weights_source
+# builder -> its encoder (the generic ``smp``: the default), the registry metadata smp_encoder of each builder
 SMP_ENCODERS = {
     "smp": "resnet34",
     "smp_unet_resnet34": "resnet34",
@@ -116,7 +116,9 @@ def _build(
     return model
 
 
-@register_model(name="smp", family=FAMILY, display_name="smp (generic)", min_input_size=32)
+@register_model(
+    name="smp", family=FAMILY, display_name="smp (generic)", min_input_size=32, smp_encoder=SMP_ENCODERS["smp"]
+)
 def smp_model(
     arch: str = "Unet",
     encoder: str = SMP_ENCODERS["smp"],
@@ -136,13 +138,23 @@ def smp_model(
     return _build("smp", arch, encoder, pretrained_file, pretrained, **kwargs)
 
 
-@register_model(family=FAMILY, display_name="U-Net (ResNet-34, smp)", min_input_size=32)
+@register_model(
+    family=FAMILY,
+    display_name="U-Net (ResNet-34, smp)",
+    min_input_size=32,
+    smp_encoder=SMP_ENCODERS["smp_unet_resnet34"],
+)
 def smp_unet_resnet34(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """smp ``Unet`` with a ResNet-34 encoder (24.44 M params); accepts any H, W (decoder resizes)."""
     return _build("smp_unet_resnet34", "Unet", SMP_ENCODERS["smp_unet_resnet34"], pretrained_file, pretrained, **kwargs)
 
 
-@register_model(family=FAMILY, display_name="UNet++ (ResNet-34, smp)", min_input_size=32)
+@register_model(
+    family=FAMILY,
+    display_name="UNet++ (ResNet-34, smp)",
+    min_input_size=32,
+    smp_encoder=SMP_ENCODERS["smp_unetplusplus_resnet34"],
+)
 def smp_unetplusplus_resnet34(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """smp ``UnetPlusPlus`` with a ResNet-34 encoder (26.08 M params); H, W multiples of 32."""
     return _build(
@@ -155,7 +167,12 @@ def smp_unetplusplus_resnet34(pretrained_file: PretrainedFile = None, pretrained
     )
 
 
-@register_model(family=FAMILY, display_name="DeepLabV3+ (ResNet-50, smp)", min_input_size=16)
+@register_model(
+    family=FAMILY,
+    display_name="DeepLabV3+ (ResNet-50, smp)",
+    min_input_size=16,
+    smp_encoder=SMP_ENCODERS["smp_deeplabv3plus_resnet50"],
+)
 def smp_deeplabv3plus_resnet50(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """smp ``DeepLabV3Plus``, ResNet-50 encoder at output stride 16 (26.68 M params); H, W multiples of 16."""
     return _build(
@@ -168,7 +185,12 @@ def smp_deeplabv3plus_resnet50(pretrained_file: PretrainedFile = None, pretraine
     )
 
 
-@register_model(family=FAMILY, display_name="SegFormer (MiT-B1, smp)", min_input_size=32)
+@register_model(
+    family=FAMILY,
+    display_name="SegFormer (MiT-B1, smp)",
+    min_input_size=32,
+    smp_encoder=SMP_ENCODERS["smp_segformer_mitb1"],
+)
 def smp_segformer_mitb1(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """smp ``Segformer`` with a MiT-B1 encoder (13.68 M params); H, W multiples of 32."""
     return _build(

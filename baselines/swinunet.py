@@ -144,7 +144,7 @@ class SwinUnet(nn.Module):
             stage.stage.blocks.load_state_dict(self.encoder.layers[level].blocks.state_dict())
 
 
-@register_model(family="Transformer", display_name="SwinUnet", fixed_input_size=224)
+@register_model(family="Transformer", display_name="SwinUnet", fixed_input_size=224, hub_weights=HUB_WEIGHTS)
 def swinunet(pretrained_file: PretrainedFile = None, pretrained: bool = False, **kwargs) -> nn.Module:
     """Swin-Unet (Swin-T, depths 2-2-2-2) at 224 x 224; ``pretrained``: Swin-T ImageNet weights from the Hub;
     ``pretrained_file``: a local Swin-T checkpoint (or ``{"swin": path}``) instead. Either is loaded into the

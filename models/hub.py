@@ -4,8 +4,9 @@ A :class:`HubWeights` names one backbone's weights the way its library asks the 
 the revision (``None`` where the library pins none, i.e. the Hub's ``main``) and the files it reads. Three
 kinds exist:
 
-* timm backbones of the baselines, declared in each baseline module as ``HUB_WEIGHTS = {backbone: "model.tag"}``
-  (a literal read from the source, so no torch is needed): timm's own pretrained config puts these on
+* timm backbones of the baselines, declared in each baseline's registry metadata as
+  ``hub_weights={backbone: "model.tag"}`` (read by the registry without importing the module: no torch):
+  timm's own pretrained config puts these on
   ``timm/<model.tag>`` and pins no revision; ``tests/test_pretrained_hub.py`` checks both against timm;
 * smp encoders (``encoder_weights="imagenet"``): repository and pinned revision from smp's own encoder tables,
   read from smp's installed source (they are literals there; the tests compare them with the imported tables);

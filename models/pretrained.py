@@ -9,8 +9,8 @@ weight arguments the same way, per backbone:
   timm's ``load_state_dict`` (``torch.load(..., weights_only=True)`` or safetensors; a ``"state_dict"``/``"model"``
   wrapper and a ``"module."`` prefix are removed).
 * ``pretrained=True``: the ImageNet weights on the Hugging Face Hub of every backbone that declares a timm
-  ``model.tag`` as ``PretrainedCfg.hub`` (and, for reading without torch, in its module's literal
-  ``HUB_WEIGHTS``): those of ``timm.create_model(tag, pretrained=True)``, which resolves the Hub id and the
+  ``model.tag`` as ``PretrainedCfg.hub`` (and, for reading without torch, in the registry metadata
+  ``hub_weights``): those of ``timm.create_model(tag, pretrained=True)``, which resolves the Hub id and the
   cache (:mod:`models.hub`). A file for a backbone takes precedence.
 
 After its filter a checkpoint must fit its backbone exactly. Every problem raises a
@@ -38,7 +38,7 @@ from models.hub import (
     smp_hub_weights,
     timm_hub_weights,
 )
-from models.registry import model_info, module_constants
+from models.registry import model_info
 
 if TYPE_CHECKING:  # torch and timm are imported when a model is built, not when this module is
     import torch
@@ -269,17 +269,17 @@ def build_model_with_cfg(
 
 
 def declared_hub_weights(builder: str, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, HubWeights | None]:
-    """``{backbone: HubWeights or None}`` of a registered builder, read from its module's source without importing
-    it: ``HUB_WEIGHTS`` (every backbone, None where the Hub has no weights for it), or for smp builders
-    (``SMP_ENCODERS``: builder -> default encoder) the encoder that ``model_kwargs`` or the builder names; an smp
-    encoder's weights are looked up only when ``model_kwargs`` has ``pretrained: true`` (a ``tu-`` one needs timm).
-    An smp encoder without ImageNet weights raises :class:`~models.hub.HubWeightsError`."""
+    """``{backbone: HubWeights or None}`` of a registered builder, from its registry metadata (nothing imported):
+    ``hub_weights`` (every backbone, None where the Hub has no weights for it), or for smp builders (``smp_encoder``,
+    the default encoder) the encoder that ``model_kwargs`` or the builder names; an smp encoder's weights are looked
+    up only when ``model_kwargs`` has ``pretrained: true`` (a ``tu-`` one needs timm). An smp encoder without
+    ImageNet weights raises :class:`~models.hub.HubWeightsError`."""
     kwargs = model_kwargs or {}
-    constants = module_constants(model_info(builder).module)
-    if "SMP_ENCODERS" in constants:
-        encoder = str(kwargs.get("encoder") or constants["SMP_ENCODERS"][builder])
+    info = model_info(builder)
+    if info.smp_encoder is not None:
+        encoder = str(kwargs.get("encoder") or info.smp_encoder)
         return {"encoder": smp_hub_weights(encoder) if kwargs.get("pretrained") is True else None}
-    return {name: timm_hub_weights(tag) if tag else None for name, tag in constants.get("HUB_WEIGHTS", {}).items()}
+    return {name: timm_hub_weights(tag) if tag else None for name, tag in (info.hub_weights or {}).items()}
 
 
 def _pretrained_files(backbones: Mapping[str, object], spec: Any) -> dict[str, str]:

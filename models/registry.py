@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
-from core.sources import module_file
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -51,9 +50,12 @@ class ModelInfo:
     display_name: str = ""  # name in the paper's tables; defaults to ``name``
     min_input_size: int = 64  # smallest square input the model accepts (smoke tests use it)
     fixed_input_size: int | None = None  # set when the model accepts exactly one size
+    # pretrained backbones on the Hugging Face Hub: {backbone: "<timm model>.<tag>" or None (none there)}
+    hub_weights: dict[str, str | None] | None = None
+    smp_encoder: str | None = None  # an smp model's default encoder (its ImageNet weights come through smp)
 
 
-_METADATA_KEYS = ("family", "display_name", "min_input_size", "fixed_input_size")
+_METADATA_KEYS = ("family", "display_name", "min_input_size", "fixed_input_size", "hub_weights", "smp_encoder")
 _BUILDERS: dict[str, ModelBuilder] = {}  # filled as modules are imported
 _EXTRA: dict[str, ModelInfo] = {}  # registered at run time outside the scanned folders (tests, notebooks)
 
@@ -66,6 +68,8 @@ def register_model(
     display_name: str | None = None,
     min_input_size: int = 64,
     fixed_input_size: int | None = None,
+    hub_weights: dict[str, str | None] | None = None,
+    smp_encoder: str | None = None,
 ):
     """Register a builder under its function name (or ``name``).
 
@@ -91,6 +95,8 @@ def register_model(
                 display_name=display_name or key,
                 min_input_size=fixed_input_size or min_input_size,
                 fixed_input_size=fixed_input_size,
+                hub_weights=hub_weights,
+                smp_encoder=smp_encoder,
             )
         return builder
 
@@ -134,11 +140,17 @@ def _decorator_metadata(decorator: ast.expr, constants: dict[str, Any], where: s
         if isinstance(kw.value, ast.Name) and kw.value.id in constants:
             values[kw.arg] = constants[kw.value.id]
             continue
+        if isinstance(kw.value, ast.Subscript) and getattr(kw.value.value, "id", None) in constants:
+            try:  # CONSTANT["key"]
+                values[kw.arg] = constants[kw.value.value.id][ast.literal_eval(kw.value.slice)]
+                continue
+            except (ValueError, KeyError, TypeError):
+                pass
         try:
             values[kw.arg] = ast.literal_eval(kw.value)
         except ValueError as err:
             raise ValueError(
-                f"{where}: register_model({kw.arg}=...) must be a literal or a module-level constant"
+                f"{where}: register_model({kw.arg}=...) must be a literal, a module-level constant or an item of one"
             ) from err
     return values
 
@@ -164,6 +176,8 @@ def _scan_file(path: Path, module: str) -> list[ModelInfo]:
                     display_name=meta.get("display_name") or key,
                     min_input_size=fixed or meta.get("min_input_size", 64),
                     fixed_input_size=fixed,
+                    hub_weights=meta.get("hub_weights"),
+                    smp_encoder=meta.get("smp_encoder"),
                 )
             )
     return found
@@ -215,12 +229,3 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if name not in _BUILDERS:
         raise RuntimeError(f"{info.module} was imported but registered no builder {name!r}")
     return _BUILDERS[name](**kwargs)
-
-
-def module_constants(module: str) -> dict[str, Any]:
-    """The module-level ``NAME = <literal>`` assignments of a first-party module, read from its source
-    without importing it (e.g. a baseline's ``HUB_WEIGHTS``)."""
-    path = module_file(module)
-    if path is None:
-        raise ValueError(f"{module!r} is not a first-party module")
-    return _module_constants(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))

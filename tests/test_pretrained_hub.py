@@ -34,7 +34,7 @@ from models.pretrained import (
     loaded_weights,
     weights_source,
 )
-from models.registry import ModelArgumentError, list_models, model_info, module_constants
+from models.registry import ModelArgumentError, list_models, model_info
 
 REPO = Path(__file__).parents[1]
 PAPER_PRETRAINED = REPO / "configs" / "paper-pretrained.yaml"
@@ -224,18 +224,18 @@ def test_pretrained_is_refused_where_there_is_nothing_to_load():
 
 
 def test_declared_timm_weights_are_what_timm_resolves_and_fit_the_declared_backbones():
-    """Each module's literal HUB_WEIGHTS (read without torch) names every backbone of PRETRAINED_CFGS, and timm's
-    own pretrained config puts each tag on timm/<tag>, unpinned, as weights_source reports."""
+    """Each model's registry metadata hub_weights (read without torch) names every backbone of PRETRAINED_CFGS, and
+    timm's own pretrained config puts each tag on timm/<tag>, unpinned, as weights_source reports."""
     from timm.models import get_pretrained_cfg
 
     with_backbones = []
     for name in list_models():
         module = importlib.import_module(model_info(name).module)
         cfgs = getattr(module, "PRETRAINED_CFGS", {})
-        if not cfgs or "SMP_ENCODERS" in module_constants(module.__name__):
+        if not cfgs or model_info(name).smp_encoder is not None:
             continue
         with_backbones.append(name)
-        declared = module_constants(module.__name__)["HUB_WEIGHTS"]
+        declared = model_info(name).hub_weights
         assert declared == {k: c.hub for k, c in cfgs.items()}, name
         for tag in filter(None, declared.values()):
             cfg = get_pretrained_cfg(tag)
@@ -243,7 +243,7 @@ def test_declared_timm_weights_are_what_timm_resolves_and_fit_the_declared_backb
             assert declared_hub_weights(name)[next(k for k, v in declared.items() if v == tag)].id == f"timm/{tag}"
     assert sorted(with_backbones) == sorted(TIMM_MODELS)
     assert {k: {b: t for b, t in v.items() if t} for k, v in TIMM_MODELS.items()} == {
-        n: {b: t for b, t in module_constants(model_info(n).module)["HUB_WEIGHTS"].items() if t} for n in TIMM_MODELS
+        n: {b: t for b, t in model_info(n).hub_weights.items() if t} for n in TIMM_MODELS
     }
 
 
