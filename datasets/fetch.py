@@ -70,24 +70,24 @@ def load_record(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def parse_sha256(values: Sequence[str], src: Source) -> dict[str, str]:
-    """``--sha256 HEX`` (a one-archive dataset) or ``--sha256 ARCHIVE=HEX`` -> {archive name: hex}."""
-    names = [a.name for a in src.archives]
+def parse_sha256(values: Sequence[str], name: str, archives: Sequence[str]) -> dict[str, str]:
+    """``--sha256 HEX`` (one archive) or ``--sha256 ARCHIVE=HEX`` -> {archive name: hex}; `archives` are the names
+    the values may refer to (the dataset's archives, or the files given with --from)."""
     out: dict[str, str] = {}
     for value in values:
-        name, _, hexa = value.rpartition("=")
-        if not name:
-            if len(names) != 1:
+        archive, _, hexa = value.rpartition("=")
+        if not archive:
+            if len(archives) != 1:
                 raise FetchError(
-                    f"--sha256 {value}: {src.name} has {len(names)} archives; give --sha256 ARCHIVE=HEX for each "
-                    f"({', '.join(names)})"
+                    f"--sha256 {value}: {name} has {len(archives)} archives; give --sha256 ARCHIVE=HEX for each "
+                    f"({', '.join(archives) or 'none is known: name the --from file'})"
                 )
-            name = names[0]
-        if names and name not in names:
-            raise FetchError(f"--sha256 {value}: {src.name} has no archive {name!r}; its archives: {', '.join(names)}")
+            archive = archives[0]
+        if archive not in archives:
+            raise FetchError(f"--sha256 {value}: no archive {archive!r} here; the archives: {', '.join(archives)}")
         if not _HEX64.fullmatch(hexa):
             raise FetchError(f"--sha256 {value}: expected 64 hexadecimal digits")
-        out[name] = hexa.lower()
+        out[archive] = hexa.lower()
     return out
 
 
@@ -271,9 +271,16 @@ def fetch(
     to = Path(to) if to is not None else default_target(name)
     record_file = Path(record_file)
     progress = sys.stderr.isatty() if progress is None else progress
-    planned = plan(src, load_record(record_file), parse_sha256(sha256, src), url, record_file.name)
     if from_archives:
-        return _fetch_local(src, [Path(a) for a in from_archives], planned, to, record_file, progress, say)
+        paths = [Path(a) for a in from_archives]
+        given = parse_sha256(sha256, name, [p.name for p in paths])
+        planned = plan(src, load_record(record_file), {}, None, record_file.name)
+        return _fetch_local(src, paths, planned, given, to, record_file, progress, say)
+    planned = plan(
+        src, load_record(record_file), parse_sha256(sha256, name, [a.name for a in src.archives]), url, record_file.name
+    )
+    if not src.from_archive:
+        raise FetchError(f"{name}: nothing to fetch; {manual_route(src, str(to))}")
     if not src.fetchable:
         marker = _marker(to)
         if marker is not None and not _intact(to, marker):
@@ -330,6 +337,7 @@ def _fetch_local(
     src: Source,
     paths: list[Path],
     planned: list[Planned],
+    given: dict[str, str],
     to: Path,
     record_file: Path,
     progress: bool,
@@ -343,7 +351,9 @@ def _fetch_local(
         if not path.is_file():
             raise FetchError(f"--from {path}: no such file")
         p = by_name.get(path.name)
-        if p is not None:
+        if path.name in given:
+            expected, why = f"sha256:{given[path.name]}", "given with --sha256"
+        elif p is not None:
             expected, why = p.expected, p.why
         elif path.name in recorded:
             expected, why = f"sha256:{recorded[path.name]['sha256']}", f"recorded for {path.name} in {record_file.name}"

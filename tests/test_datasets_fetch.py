@@ -289,6 +289,9 @@ def test_from_checks_a_pinned_md5_by_archive_name(tmp_path, capsys):
         capsys, "fetch", "glas", "--from", archive, "--to", tmp_path / "g", "--checksums", tmp_path / "c"
     )
     assert code == 2 and "has md5 " in err and "expected 495b2a9f3d694545fbec06673fb3f40f" in err, err
+    digest = _sha(archive.read_bytes())
+    code, out, err = _cli(capsys, "fetch", "glas", "--from", archive, "--to", tmp_path / "g0", "--sha256", digest)
+    assert code == 0 and "verified (sha256 given with --sha256)" in out, err  # --sha256 overrides the pinned md5
     renamed = archive.rename(tmp_path / "glas-kaggle.zip")
     code, out, err = _cli(
         capsys, "fetch", "glas", "--from", renamed, "--to", tmp_path / "g", "--checksums", tmp_path / "c"
@@ -368,3 +371,42 @@ def test_fetch_function_returns_what_it_did(tmp_path, server):
     (tmp_path / "raw" / "Kvasir-SEG" / "kavsir_bboxes.json").write_text("changed size")
     assert fetch("kvasir", tmp_path / "raw", **kw) == "fetched"  # a changed file: unpacked again, not downloaded
     assert len(server.log) == 1 and sum("up to date" in line for line in lines) == 1
+
+
+def test_make_data_fetches_checks_and_lists_what_is_missing(tmp_path, server, capsys, monkeypatch):
+    from dataclasses import replace
+
+    import yaml
+
+    import pipeline.tools.data as data_tool
+    from datasets.sources import SOURCES
+
+    data, _ = _archive(make_kvasir, tmp_path, "kvasir-seg.zip", n=5)
+    server.files["/k.zip"] = data
+    kvasir = SOURCES["kvasir"]
+    local = replace(kvasir.archives[0], url=f"{server.url}/k.zip", hash=f"sha256:{_sha(data)}")
+    monkeypatch.setitem(SOURCES, "kvasir", replace(kvasir, archives=(local,)))
+    monkeypatch.chdir(tmp_path)  # the default downloads folder, data/downloads/NAME, is relative
+    make_tnbc(tmp_path / "raw" / "tnbc")  # put there by hand: checked, not fetched
+    params = yaml.safe_load((Path(__file__).parents[1] / "configs" / "paper.yaml").read_text())
+    params["datasets"] = {n: {"raw": f"raw/{n}"} for n in ("kvasir", "ph2", "tnbc")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    code = run(data_tool.main, ["--params", str(tmp_path / "params.yaml")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "| kvasir    | raw/kvasir | fetched; 5 pairs; problems: count" in out
+    assert "| ph2       | raw/ph2    | missing" in out and "| tnbc      | raw/tnbc   | 9 pairs; problems: count" in out
+    steps = err.strip().splitlines()
+    assert steps[:2] == [
+        "next steps:",
+        "  kvasir: python -m datasets check kvasir --raw raw/kvasir  (lists the problems)",
+    ]
+    assert "  ph2: fill in the registration form" in steps[2] and "--from PH2Dataset.rar --to raw/ph2" in steps[2]
+    assert steps[3] == "  tnbc: python -m datasets check tnbc --raw raw/tnbc  (lists the problems)"
+    assert (tmp_path / "data" / "downloads" / "kvasir" / "kvasir-seg.zip").read_bytes() == data
+
+    requests_before = len(server.log)
+    run(data_tool.main, ["--params", str(tmp_path / "params.yaml")])
+    out, _ = capsys.readouterr()
+    assert "up to date; 5 pairs" in out and len(server.log) == requests_before
