@@ -27,6 +27,13 @@ Resizing: images with cv2.INTER_AREA when neither side grows, bilinear otherwise
 binarised at source resolution and resized with nearest neighbour (cv2.INTER_NEAREST_EXACT,
 pixel-centre aligned). The aspect ratio is not kept (the paper resizes every image to 224 x 224).
 
+Checks: the pairs go through the integrity check of ``python -m datasets check`` (`datasets.check`, on the
+arrays decoded here, nothing is read twice). Unpaired files, unreadable or corrupt files and image/mask
+size mismatches make the data unusable: every such problem is listed, then the expected layout, and the
+stage stops (a tree of another dataset is named: "this tree looks like ph2"). A pair count that differs
+from the dataset's documented one, duplicate images and masks that are foreground everywhere are
+warnings: the stage goes on.
+
 Errors in the input (`datasets.DatasetError`) print `error: ...` to stderr and exit with status 2.
 """
 
