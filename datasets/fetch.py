@@ -281,7 +281,7 @@ def fetch(
     )
     if not src.from_archive:
         raise FetchError(f"{name}: nothing to fetch; {manual_route(src, str(to))}")
-    if not src.fetchable:
+    if not planned or not all(p.url for p in planned):  # no public URL, and no --url mirror
         marker = _marker(to)
         if marker is not None and not _intact(to, marker):
             say(f"{name}: up to date in {to} (unpacked from {', '.join(a['name'] for a in marker['archives'])})")

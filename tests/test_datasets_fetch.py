@@ -268,6 +268,15 @@ def test_from_a_rar_archive_records_it_and_a_second_call_does_nothing(tmp_path, 
     assert code == 2 and "expected " + _sha(archive.read_bytes()) in err and "recorded at its first download" in err
 
 
+def test_a_mirror_url_fetches_a_dataset_that_has_no_public_url(tmp_path, server, capsys):
+    tree = tmp_path / "tree"
+    make_ph2(tree, n=3)
+    server.files["/lab/PH2Dataset.rar"] = write_rar(tmp_path / "PH2Dataset.rar", tree_files(tree)).read_bytes()
+    args = ["fetch", "ph2", "--url", f"{server.url}/lab/PH2Dataset.rar", "--to", tmp_path / "ph2"]
+    code, out, err = _cli(capsys, *args, "--downloads", tmp_path / "dl", "--checksums", tmp_path / "c.json")
+    assert code == 0 and "recorded sha256" in out and len(get_adapter("ph2").pairs(tmp_path / "ph2")) == 3, err
+
+
 def test_from_a_tar_archive_keeps_one_copy_of_kaggle_3m(tmp_path, capsys):
     tree = tmp_path / "tree"
     make_brain(tree, patients=2, slices=3)
