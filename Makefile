@@ -5,7 +5,7 @@ STAMP := $(VENV)/.dyglbench-installed
 # dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile weights clean-venv
+.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile weights data push pull clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,20 @@ bench-grid: $(STAMP)
 # the Hub weights of every models: entry with model_kwargs.pretrained: true, once; then jobs can run with HF_HUB_OFFLINE=1.
 weights: $(STAMP)
 	$(PY) -m models fetch-weights --params $(or $(PARAMS),params.yaml)
+
+# make data [PROFILE=paper]: the datasets of configs/$(PROFILE).yaml: fetch the ones with a public URL into their raw:
+# folders, check every one (python -m datasets check), and list what is still missing with the exact next step.
+# Exit status 2 while a dataset is missing or has problems.
+data: $(STAMP)
+	$(PY) -m pipeline.tools.data --params configs/$(or $(PROFILE),paper).yaml
+
+# make push / make pull: the DVC cache (checkpoints, predictions, prepared and generated data) to / from the default
+# DVC remote (README "Sharing runs through a DVC remote"); git carries the rest (dvc.lock, logs, metrics, output/).
+push: $(STAMP)
+	$(RUN) $(VENV)/bin/dvc push
+
+pull: $(STAMP)
+	$(RUN) $(VENV)/bin/dvc pull
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -55,6 +55,7 @@ class Adapter:
     `split` ("8:1:1", "4:1" or "official"), `mask_kind` ("binary", "label" or "auto", see
     `datasets.reader.binarize`) and implement `find_pairs`. `keep` may exclude pairs by their decoded
     mask; the rule is then described by `drop_rule` and the number dropped goes to the manifest.
+    `expected_pairs` is the number of pairs of the complete published dataset (before `keep`).
     """
 
     name: ClassVar[str]
@@ -63,6 +64,9 @@ class Adapter:
     split: ClassVar[str] = "8:1:1"
     mask_kind: ClassVar[str] = "binary"
     drop_rule: ClassVar[str | None] = None
+    # pairs in the complete download as its publishers describe it (None: any number, e.g. your own folder);
+    # `python -m datasets check` compares the pairs it finds with it
+    expected_pairs: ClassVar[int | None] = None
 
     def find_pairs(self, root: Path) -> list[Pair]:
         raise NotImplementedError

@@ -27,6 +27,13 @@ Resizing: images with cv2.INTER_AREA when neither side grows, bilinear otherwise
 binarised at source resolution and resized with nearest neighbour (cv2.INTER_NEAREST_EXACT,
 pixel-centre aligned). The aspect ratio is not kept (the paper resizes every image to 224 x 224).
 
+Checks: the pairs go through the integrity check of ``python -m datasets check`` (`datasets.check`, on the
+arrays decoded here, nothing is read twice). Unpaired files, unreadable or corrupt files and image/mask
+size mismatches make the data unusable: every such problem is listed, then the expected layout, and the
+stage stops (a tree of another dataset is named: "this tree looks like ph2"). A pair count that differs
+from the dataset's documented one, duplicate images and masks that are foreground everywhere are
+warnings: the stage goes on.
+
 Errors in the input (`datasets.DatasetError`) print `error: ...` to stderr and exit with status 2.
 """
 
@@ -48,7 +55,8 @@ from tqdm import tqdm
 from core.cli import run
 from core.fsutil import atomic_dir
 from datasets.base import Adapter, DatasetError, DatasetWarning, Pair, listing
-from datasets.reader import MASK_RULES, as_rgb, binarize_with_rule, decode, read_bytes
+from datasets.check import PairFacts, layout_hint, load_pair, summarise
+from datasets.reader import MASK_RULES
 from datasets.registry import adapter_names, get_adapter
 from datasets.resize import resize_image, resize_mask
 from datasets.splits import grouped_split, official_split, random_split
@@ -65,28 +73,22 @@ IMAGE_RULE = (
 @dataclass
 class _Item:
     pair: Pair
-    image: np.ndarray | None
+    image: np.ndarray | None  # resized; None when the pair is dropped by the adapter's rule or unusable
     mask: np.ndarray | None
     sha_image: str
     sha_mask: str
     mask_rule: str
+    facts: PairFacts
 
 
 def _load(pair: Pair, adapter: Adapter, size: int) -> _Item:
-    """Read, hash and decode both files once; resize if the pair is kept."""
-    img_bytes, sha_img = read_bytes(pair.image)
-    mask_bytes, sha_mask = read_bytes(pair.mask)
-    img = as_rgb(decode(img_bytes, pair.image))
-    raw_mask = decode(mask_bytes, pair.mask, labels=adapter.mask_kind == "label")
-    mask, rule = binarize_with_rule(raw_mask, adapter.mask_kind)
-    if img.shape[:2] != mask.shape:
-        raise DatasetError(
-            f"size mismatch: image {pair.image} is {img.shape[1]}x{img.shape[0]}, "
-            f"mask {pair.mask} is {mask.shape[1]}x{mask.shape[0]} (width x height)"
-        )
-    if not adapter.keep(mask):
-        return _Item(pair, None, None, sha_img, sha_mask, rule)
-    return _Item(pair, resize_image(img, size), resize_mask(mask, size), sha_img, sha_mask, rule)
+    """Read, hash and decode both files once (`datasets.check.load_pair`); resize if the pair is kept."""
+    got = load_pair(pair, adapter)
+    item = _Item(pair, None, None, got.facts.image_sha, got.sha_mask, got.mask_rule, got.facts)
+    if got.image is None or not adapter.keep(got.mask):
+        return item
+    item.image, item.mask = resize_image(got.image, size), resize_mask(got.mask, size)
+    return item
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -159,10 +161,10 @@ def prepare(
     check_replaceable(out)
     if not raw.is_dir():
         raise DatasetError(f"--raw {raw}: no such directory")
+    items: list[_Item] = []
     try:
         pairs = adapter.pairs(raw)
         workers = workers or min(4, os.cpu_count() or 1)
-        items: list[_Item] = []
         pool = ThreadPoolExecutor(workers)
         try:
             results = pool.map(lambda p: _load(p, adapter, size), pairs)
@@ -177,8 +179,15 @@ def prepare(
                 items.append(item)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        report = summarise(adapter, raw, [it.facts for it in items])
+        fatal = [p.text for p in report.problems if p.fatal]
+        if fatal:
+            raise DatasetError("; ".join(fatal))
     except DatasetError as e:
-        raise DatasetError(f"{e}\nexpected layout for --dataset {dataset}:\n{adapter.layout}") from e
+        hint = layout_hint(raw, dataset) if not items else ""
+        raise DatasetError(f"{e}{hint}\nexpected layout for --dataset {dataset}:\n{adapter.layout}") from e
+    for p in report.problems:
+        warnings.warn(f"{p.kind}: {p.text}", DatasetWarning, stacklevel=2)
 
     kept = [it for it in items if it.image is not None]
     if not kept:

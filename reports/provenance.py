@@ -25,7 +25,8 @@ Collected once per report run (:func:`collect`) and printed in every Markdown re
 - ``software``: versions of python, torch, timm and segmentation-models-pytorch from the installed
   package metadata (nothing is imported);
 - ``device``: ``device_name`` of the runs' ``train.json``; where none records it, this machine's CPU
-  from ``/proc/cpuinfo``, labelled as the report machine.
+  from ``/proc/cpuinfo``, labelled as the report machine;
+- ``data licences``: each dataset's licence and the paper to cite (`datasets.sources.terms`).
 
 Nothing time-dependent is recorded, so the same inputs give byte-identical reports.
 """
@@ -43,6 +44,7 @@ from pathlib import Path
 
 import yaml
 
+from datasets.sources import terms
 from models.pretrained import weights_source
 
 GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics.json", "code_fingerprints.yaml")
@@ -306,6 +308,7 @@ def collect(root: Path, params, datasets, models, prepared: Path, train_json) ->
         "initialisation": weights_text(params, models, train_json),
         "software": versions(),
         "device": device_text(train_json),
+        "data licences": "; ".join(terms(d) for d in datasets),
     }
 
 

@@ -215,3 +215,58 @@ def tiny_checkpoint(prepared: Path, out: Path, img_size: int = 32) -> Path:
     )
     train(cfg)
     return out / "best.pt"
+
+
+def tree_files(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by its "/"-separated relative path (sorted): an archive's members."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_zip(path: Path, files: dict[str, bytes]) -> Path:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def write_tar(path: Path, files: dict[str, bytes]) -> Path:
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_rar(path: Path, files: dict[str, bytes]) -> Path:
+    """A RAR 4 archive with stored (uncompressed) members, written by hand: no `rar` tool is free to install.
+
+    Layout (RAR 1.5-4.x technote): marker block, main header, one file header + data per member, end
+    block; each header's CRC is the low 16 bits of the CRC-32 of the header after its CRC field.
+    """
+    import struct
+    import zlib
+
+    def block(kind: int, flags: int, body: bytes) -> bytes:
+        head = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head
+
+    dos_time = (2020 - 1980) << 25 | 1 << 21 | 1 << 16
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, b"\0" * 6)
+    for name, data in files.items():
+        raw = name.replace("/", "\\").encode()  # as WinRAR writes it: backslashes, host OS 2 (Win32)
+        # pack size, unpacked size, host OS, CRC-32, DOS time, version 2.9, method 0x30 (store), name size, attributes
+        fields = struct.pack(
+            "<LLBLLBBHL", len(data), len(data), 2, zlib.crc32(data), dos_time, 29, 0x30, len(raw), 0x20
+        )
+        out += block(0x74, 0x8000, fields + raw) + data  # 0x8000: a data area follows the header
+    out += block(0x7B, 0x4000, b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out)
+    return path

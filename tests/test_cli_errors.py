@@ -37,6 +37,23 @@ atexit.register(_report)
 # (id, module, arguments, params file ("good"/"bad"), text the error must contain, early)
 CASES = [
     ("datasets-unknown-name", "datasets", ["nope"], "good", "unknown dataset 'nope'", True),
+    ("datasets-fetch-unknown-name", "datasets", ["fetch", "nope"], "good", "unknown dataset 'nope'", True),
+    (
+        "datasets-fetch-missing-archive",
+        "datasets",
+        ["fetch", "ph2", "--from", "{tmp}/x.rar"],
+        "good",
+        "no such file",
+        True,
+    ),
+    (
+        "datasets-check-missing-raw",
+        "datasets",
+        ["check", "kvasir", "--raw", "{tmp}/none"],
+        "good",
+        "no such directory",
+        True,
+    ),
     ("synthetic-bad-int", "datasets.synthetic", ["--out", "{tmp}/s", "--n", "abc"], "good", "invalid int value", False),
     pytest.param(
         *("synthetic-zero-pairs", "datasets.synthetic", ["--out", "{tmp}/s", "--n", "0"], "good", "--n", False),

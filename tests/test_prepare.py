@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from fakedata import MAKERS, jpeg_bytes, make_brain, make_folder, make_isic, make_kvasir, make_tnbc, save
 
+import datasets.check as check
 import datasets.reader as reader
 import pipeline.prepare as prep
 from core.cli import run
@@ -108,8 +109,9 @@ def test_each_file_read_and_decoded_once(tmp_path, monkeypatch):
     raw, out = _kv(tmp_path, n=5)
     calls = {"read": [], "decode": []}
     real_read, real_decode = reader.read_bytes, reader.decode
-    monkeypatch.setattr(prep, "read_bytes", lambda p: calls["read"].append(p) or real_read(p))
-    monkeypatch.setattr(prep, "decode", lambda d, p, **k: calls["decode"].append(p) or real_decode(d, p, **k))
+    # prepare reads through datasets.check.load_pair, the code `python -m datasets check` runs
+    monkeypatch.setattr(check, "read_bytes", lambda p: calls["read"].append(p) or real_read(p))
+    monkeypatch.setattr(check, "decode", lambda d, p, **k: calls["decode"].append(p) or real_decode(d, p, **k))
     _run("kvasir", raw, out, workers=1)
     assert len(calls["read"]) == len(set(calls["read"])) == 10
     assert sorted(calls["decode"]) == sorted(calls["read"])

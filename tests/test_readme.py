@@ -38,3 +38,19 @@ def test_ph2_image_sizes_are_the_real_ones():
     text = README.read_text()
     line = next(line for line in text.splitlines() if "IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp" in line)
     assert "761-769 x 553-577" in line and "768 x 560" not in text
+
+
+def test_licence_table_is_the_sources_table():
+    """README "Licences and citations" shows each dataset's licence, its source and citation as datasets/sources.py."""
+    from datasets.sources import SOURCES
+
+    text = README.read_text()
+    for s in SOURCES.values():
+        if s.citation:
+            assert f"| {s.title} (`{s.name}`) | {s.licence} | {s.licence_source} | {s.citation} |" in text, s.name
+        for archive in s.archives:
+            if archive.url:
+                assert archive.url.rsplit("/", 1)[0] in text, archive.url
+            if archive.hash:
+                digest = archive.hash.split(":")[1]
+                assert f"{digest[:8]}…{digest[-4:]}" in text or digest in text, archive.name

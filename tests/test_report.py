@@ -183,6 +183,7 @@ def test_every_report_carries_its_provenance(built):
             "initialisation: from scratch (as params.yaml asks; train.json records no weights): dyglnet, ",
             "software: python",
             "device: Test GPU 9000",
+            "data licences: kvasir (Kvasir-SEG): free for research and education",
         ):
             assert field in text, (md.name, field)
     for tex in built.glob("*.tex"):

@@ -21,6 +21,7 @@ def patient_of(case_dir: str) -> str:
 class BrainMRI(Adapter):
     name = "brain_mri"
     display_name = "Brain-MRI"
+    expected_pairs = 3929
     layout = """\
 kaggle_3m/                   (--raw may point here or to a folder containing exactly one kaggle_3m;
                               the Kaggle archive holds two copies: pass one)

@@ -21,6 +21,7 @@ def _original_dirs(root: Path, depth: int = 3) -> list[Path]:
 class CVC(Adapter):
     name = "cvc"
     display_name = "CVC-ClinicDB"
+    expected_pairs = 612
     layout = """\
 CVC-ClinicDB/                (--raw may point here or to a folder containing it)
   Original/<N>.tif           N = 1..612, 384 x 288 RGB TIFF

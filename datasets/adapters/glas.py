@@ -13,6 +13,7 @@ _NAME = re.compile(r"(train|testA|testB)_\d+(_anno)?")
 class GlaS(Adapter):
     name = "glas"
     display_name = "GlaS"
+    expected_pairs = 165
     mask_kind = "label"
     layout = """\
 Warwick QU Dataset (Released 2016_07_08)/   (--raw may point here or to a folder containing it)

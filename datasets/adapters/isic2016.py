@@ -13,6 +13,7 @@ _SUFFIX = "_Segmentation"
 class ISIC2016(Adapter):
     name = "isic2016"
     display_name = "ISIC2016"
+    expected_pairs = 1279
     split = "official"
     layout = """\
 <root>/                      (the four official archives unpacked side by side)

@@ -8,6 +8,7 @@ from datasets.layouts import ImageMaskFolders
 class Kvasir(ImageMaskFolders):
     name = "kvasir"
     display_name = "Kvasir-SEG"
+    expected_pairs = 1000
     layout = """\
 Kvasir-SEG/                  (--raw may point here or to a folder containing it)
   images/<id>.jpg            1000 RGB JPEG images of varying size

@@ -10,6 +10,7 @@ from datasets.base import Adapter, DatasetError, Pair, find_dir, listing
 class PH2(Adapter):
     name = "ph2"
     display_name = "PH2"
+    expected_pairs = 200
     layout = """\
 PH2Dataset/                  (--raw may point here, to "PH2 Dataset images", or above)
   PH2 Dataset images/

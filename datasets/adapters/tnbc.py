@@ -14,6 +14,7 @@ _GT = re.compile(r"GT_(\w+)")
 class TNBC(Adapter):
     name = "tnbc"
     display_name = "TNBC"
+    expected_pairs = 50
     split = "4:1"
     layout = """\
 TNBC_NucleiSegmentation/     (--raw may point here or to a folder containing it)
