@@ -34,7 +34,22 @@ set looks the same at any `size`; the default set is drawn at 96 and downsampled
 
 Pair i depends only on (seed, i), so the first k pairs of a larger set equal a set of size k.
 
-CLI: ``python -m datasets.synthetic --out DIR --n 1000 --size 224 --seed 42`` writes the
+**Domains.** ``base`` is the set above. ``shifted`` is a second acquisition of the same kind of scenes, for
+testing whether a model trained on ``base`` generalises (cross-dataset transfer, as Kvasir-SEG -> CVC-ClinicDB
+or ISIC2016 -> PH2): after drawing, every image goes through another "camera and stain" with its own random
+stream (so a pair's scene and mask are those of ``base`` for the same seed and index):
+
+- colour: the chroma is rotated by 25-45 degrees about the grey axis (reds turn towards yellow, purples
+  towards pink; brightness kept), then each channel gets its own gain (0.85-1.15);
+- contrast: pulled towards the image's mean to 45-65% of its spread, plus a haze of +10 to +30 grey levels;
+- noise: colour grain of 10-16 grey levels (Gaussian noise per channel, blurred over a pixel at 96 px so
+  that about 8-10 levels survive the area downsampling to 32 px; the first domain's sensor noise is 1.5-5
+  levels before it), plus an uneven illumination of +-8-20% varying over the image.
+
+The labels are those of ``base``: only the appearance changes. Ids are ``synth_<i>`` (base) and
+``shift_<i>`` (shifted).
+
+CLI: ``python -m datasets.synthetic --out DIR --n 1000 --size 224 --seed 42 [--domain shifted]`` writes the
 `folder` layout (`DIR/images/synth_<i>.png`, `DIR/masks/synth_<i>.png`, masks 0/255).
 """
 
@@ -51,6 +66,9 @@ import numpy as np
 from core.fsutil import atomic_dir
 
 SCENES = ("polyp", "skin", "tumour", "gland", "nuclei")
+DOMAINS = ("base", "shifted")
+ID_PREFIX = {"base": "synth", "shifted": "shift"}
+_DOMAIN_STREAM = 1  # the shifted domain's random stream: (seed, index, 1); the scene's is (seed, index)
 
 _F = np.float32
 
@@ -295,11 +313,35 @@ def _nuclei(rng: np.random.Generator, size: int, px: float) -> tuple[np.ndarray,
 _DRAW = {"polyp": _polyp, "skin": _skin, "tumour": _tumour, "gland": _gland, "nuclei": _nuclei}
 
 
-def make_pair(seed: int, index: int, size: int = 224, scene: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _shift_domain(rng: np.random.Generator, img: np.ndarray, px: float) -> np.ndarray:
+    """The ``shifted`` domain's acquisition (module docstring) applied to a float RGB image in [0, 255]."""
+    size = img.shape[0]
+    grey = img.mean(axis=2, keepdims=True)
+    chroma = img - grey
+    angle = np.deg2rad(rng.uniform(25, 45))
+    axis = np.full(3, 1 / np.sqrt(3), dtype=_F)  # Rodrigues rotation about the grey axis keeps the grey level
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], dtype=_F)
+    rot = np.eye(3, dtype=_F) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    img = grey + chroma @ rot.T.astype(_F)
+    img = img * rng.uniform(0.85, 1.15, 3).astype(_F)
+    mean = img.mean(axis=(0, 1), keepdims=True)
+    img = mean + rng.uniform(0.45, 0.65) * (img - mean) + rng.uniform(10, 30)
+    img = img * (1 + rng.uniform(0.08, 0.2) * _noise(rng, size, 2))
+    grain = _blur(rng.standard_normal((size, size, 3), dtype=_F), px)
+    grain /= max(float(grain.std()), 1e-6)
+    return img + rng.uniform(10, 16) * grain
+
+
+def make_pair(
+    seed: int, index: int, size: int = 224, scene: str | None = None, domain: str = "base"
+) -> tuple[np.ndarray, np.ndarray]:
     """Pair `index` of the set with `seed`: (RGB uint8 size x size x 3, mask uint8 0/255 size x size).
 
-    `scene` forces one of `SCENES` (for inspection); by default it is drawn from (seed, index).
+    `scene` forces one of `SCENES` (for inspection); by default it is drawn from (seed, index). `domain` is
+    one of `DOMAINS`: ``shifted`` restyles the ``base`` pair (same mask; see the module docstring).
     """
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
     rng = np.random.default_rng([seed, index])
     drawn = SCENES[int(rng.integers(len(SCENES)))]
     px = size / 96  # lengths below are given for a 96-pixel image
@@ -310,27 +352,33 @@ def make_pair(seed: int, index: int, size: int = 224, scene: str | None = None) 
     if rng.random() < 0.3:
         img = _blur(img, rng.uniform(0.5, 1.0) * px)
     img += rng.uniform(1.5, 5) * rng.standard_normal((size, size, 1), dtype=_F)
+    if domain == "shifted":
+        img = _shift_domain(np.random.default_rng([seed, index, _DOMAIN_STREAM]), np.clip(img, 0, 255), px)
     img += 0.5
     return np.clip(img, 0, 255, out=img).astype(np.uint8), mask.astype(np.uint8) * 255
 
 
-def pair_id(index: int) -> str:
-    return f"synth_{index:05d}"
+def pair_id(index: int, domain: str = "base") -> str:
+    return f"{ID_PREFIX[domain]}_{index:05d}"
 
 
-def generate(out: str | Path, n: int = 1000, size: int = 224, seed: int = 42, workers: int = 2) -> Path:
-    """Write `n` pairs in the `folder` layout to `out` (replacing it atomically); returns `out`."""
+def generate(
+    out: str | Path, n: int = 1000, size: int = 224, seed: int = 42, workers: int = 2, domain: str = "base"
+) -> Path:
+    """Write `n` pairs of `domain` in the `folder` layout to `out` (replacing it atomically); returns `out`."""
     if n < 1 or size < 8:
         raise ValueError("need n >= 1 and size >= 8")
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
 
     def write(i: int, root: Path) -> None:
-        img, mask = make_pair(seed, i, size)
+        img, mask = make_pair(seed, i, size, domain=domain)
         params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
         for sub, arr in (("images", cv2.cvtColor(img, cv2.COLOR_RGB2BGR)), ("masks", mask)):
             ok, buf = cv2.imencode(".png", arr, params)
             if not ok:
                 raise OSError(f"PNG encoding failed for pair {i}")
-            (root / sub / f"{pair_id(i)}.png").write_bytes(buf.tobytes())
+            (root / sub / f"{pair_id(i, domain)}.png").write_bytes(buf.tobytes())
 
     with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
@@ -347,11 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
     ap.add_argument("--seed", type=int, default=42, help="seed (default 42)")
     ap.add_argument("--workers", type=int, default=2, help="writer threads (default 2)")
+    ap.add_argument("--domain", choices=DOMAINS, default="base", help="appearance (default base; see above)")
     a = ap.parse_args(argv)
     if a.n < 1 or a.size < 16:
         ap.error(f"--n must be >= 1 and --size >= 16 (got --n {a.n}, --size {a.size})")
-    generate(a.out, a.n, a.size, a.seed, a.workers)
-    print(f"wrote {a.n} pairs of {a.size}x{a.size} to {a.out}", file=sys.stderr)
+    generate(a.out, a.n, a.size, a.seed, a.workers, a.domain)
+    print(f"wrote {a.n} pairs of {a.size}x{a.size} ({a.domain} domain) to {a.out}", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,10 +51,18 @@ class DatasetEntry(Section):
         return raw
 
 
+class ShiftedSyntheticParams(Section):
+    """``synthetic.shifted``: the generator's second domain (stage ``synthesize_shifted``, dataset ``shifted``)."""
+
+    n: int = Field(500, ge=10)
+    seed: int = 43
+
+
 class SyntheticParams(Section):
     n: int = Field(100, ge=10)
     size: int = Field(96, ge=16)
     seed: int = 42
+    shifted: ShiftedSyntheticParams = Field(default_factory=ShiftedSyntheticParams)
 
 
 class PrepareParams(Section):
@@ -168,6 +176,33 @@ class ComplexityParams(Section):
     warmup: int = Field(3, ge=0)
 
 
+class TransferParams(Section):
+    """``transfer:``: cross-dataset evaluation (stage ``transfer``), no training.
+
+    transfer:
+      pairs:                   # [source, target]: each model trained on source, tested on target's test split
+        - [kvasir, cvc]
+        - [cvc, kvasir]
+      test_only:               # targets that are tested on but never trained on (stage prepare_test_only)
+        shifted: {raw: data/raw/shifted}
+
+    A source must be one of ``datasets:`` (its checkpoints are trained there); a target one of ``datasets:`` or
+    ``test_only:``. Stage names number the pairs in this order (DVC names a matrix entry that is a list by its
+    index), so add a pair at the end: the stages of the pairs before it keep their names.
+    """
+
+    pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
+    test_only: dict[str, DatasetEntry] = Field(default_factory=dict)
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _two_names(cls, pairs: Any) -> Any:
+        for i, pair in enumerate(pairs if isinstance(pairs, list) else []):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
+                raise ValueError(f"entry {i}: expected a [source, target] list of two dataset names, got {pair!r}")
+        return pairs
+
+
 class ReportParams(Section):
     reference_model: str = "dyglnet"
     qualitative_dataset: str | None = None
@@ -275,6 +310,7 @@ class Params(BaseModel):
     augment: AugmentParams = Field(default_factory=AugmentParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     complexity: ComplexityParams = Field(default_factory=ComplexityParams)
+    transfer: TransferParams = Field(default_factory=TransferParams)
     report: ReportParams = Field(default_factory=ReportParams)
     grid: GridSettings = Field(default_factory=GridSettings)  # how python -m pipeline.grid runs the stages
 
@@ -327,6 +363,32 @@ class Params(BaseModel):
             if not key or not all(c.isalnum() or c in "_-." for c in key):
                 raise ValueError(f"model key {key!r}: use letters, digits, '_', '-' or '.' (it names folders)")
         return models
+
+    @model_validator(mode="after")
+    def _transfer_datasets(self) -> Params:
+        trained, test_only = set(self.datasets), set(self.transfer.test_only)
+        both = sorted(trained & test_only)
+        if both:
+            raise ValueError(f"transfer.test_only: {', '.join(both)} also in datasets: (list it once)")
+        seen = set()
+        for i, (source, target) in enumerate(self.transfer.pairs):
+            where = f"transfer.pairs.{i} [{source}, {target}]"
+            if source not in trained:
+                listed = " (it is test_only: never trained)" if source in test_only else ""
+                raise ValueError(
+                    f"{where}: source {source!r} is not one of datasets: ({', '.join(self.datasets)}){listed}"
+                )
+            if target not in trained | test_only:
+                raise ValueError(f"{where}: target {target!r} is in neither datasets: nor transfer.test_only:")
+            if source == target:
+                raise ValueError(f"{where}: source and target are the same (that is the evaluate stage)")
+            if (source, target) in seen:
+                raise ValueError(f"{where}: listed twice")
+            seen.add((source, target))
+        unused = sorted(test_only - {target for _, target in self.transfer.pairs})
+        if unused:
+            raise ValueError(f"transfer.test_only: {', '.join(unused)} is the target of no pair (remove it)")
+        return self
 
     def model_spec(self, key: str) -> ModelSpec:
         """Resolve the ``models.<key>`` entry (a key that is not listed is the registered model of that name)."""

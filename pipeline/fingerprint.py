@@ -38,9 +38,12 @@ from models.sources import model_sources
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {
     "synthesize": "datasets.synthetic",
+    "synthesize_shifted": "datasets.synthetic",
     "prepare": "pipeline.prepare",
+    "prepare_test_only": "pipeline.prepare",
     "train": "pipeline.train",
     "evaluate": "pipeline.evaluate",
+    "transfer": "pipeline.transfer",
     "complexity": "pipeline.complexity",
     "report": "pipeline.report",
 }
@@ -61,9 +64,10 @@ def adapter_files() -> set[str]:
 
 
 def stage_sources(stage: str) -> list[str]:
-    """Repository source files that a stage's command imports (statically, at any depth). For ``prepare``: its
-    entry and everything the adapters import, but not the adapters' own files (they import no other adapter)."""
-    if stage != "prepare":
+    """Repository source files that a stage's command imports (statically, at any depth). For the ``prepare``
+    stages: their entry and everything the adapters import, but not the adapters' own files (they import no
+    other adapter)."""
+    if STAGE_MODULES[stage] != "pipeline.prepare":
         return module_sources(STAGE_MODULES[stage])
     adapters = [f"{ADAPTER_PACKAGE}.{name}" for name in adapter_names()]
     return sorted(set(module_sources(STAGE_MODULES[stage], *adapters)) - adapter_files())

@@ -22,6 +22,7 @@ from reports import (
     paper_vs_ours,
     significance,
     summary,
+    transfer,
 )
 from reports.flags import val_dice_percent
 from reports.inputs import Inputs
@@ -85,6 +86,7 @@ def build_reports(inp: Inputs) -> dict[str, str | bytes]:
     files["paper_vs_ours.md"] = paper_vs_ours.build(inp)
     files["significance.md"] = significance.build(inp)
     files["claims.md"] = claims.build(inp)
+    files["transfer.md"], files["transfer.tex"] = transfer.build(inp)
     files["bubble.png"], files["bubble.pdf"] = figures.both_formats(figures.bubble_chart(bubble_rows(inp), inp.palette))
     main = inp.main_models()
     qual_dataset = inp.dataset_names.get(inp.qualitative_dataset, inp.qualitative_dataset)

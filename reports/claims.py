@@ -64,19 +64,27 @@ def _names(labels: list[str]) -> str:
     return ", ".join(labels)
 
 
+OUTCOMES = ("supported", "not supported", "inconclusive", "not measured")
+
+
 def verdict(table: Table, j: int, reference: str, n_images: int, unconverged: set[str]) -> str:
     """``<column>: supported | not supported | inconclusive (...)`` by the rule of the module docstring.
 
     ``n_images``: images the column holds; ``unconverged``: row keys whose run is flagged (U)."""
+    return judge(table, j, reference, n_images, unconverged)[1]
+
+
+def judge(table: Table, j: int, reference: str, n_images: int, unconverged: set[str]) -> tuple[str, str]:
+    """(outcome, text) of :func:`verdict`: the outcome is one of ``OUTCOMES``, the text the verdict's sentence."""
     col = table.columns[j]
     rows = {row.key: (row, cells[j]) for row, cells in zip(table.rows, table.cells, strict=True)}
     ref_row, ref = rows[reference]
     if ref.missing:
-        return f"{col.label}: not measured"
+        return "not measured", f"{col.label}: not measured"
     hib = col.higher_is_better
     others = [(row, c) for key, (row, c) in rows.items() if key != reference and c.rankable and not c.missing]
     if not others:
-        return f"{col.label}: inconclusive (no other ranked model)"
+        return "inconclusive", f"{col.label}: inconclusive (no other ranked model)"
     rank = 1 + sum(1 for _, c in others if (c.value > ref.value if hib else c.value < ref.value))
     where = f"rank {rank} of {len(others) + 1}"
     ahead = [row for row, c in others if _separated(c, ref, hib)]  # surely better than the reference
@@ -103,20 +111,20 @@ def verdict(table: Table, j: int, reference: str, n_images: int, unconverged: se
     if blocked and flagged:
         reasons.append(f"unconverged: {_names(flagged)}")
     if candidate is None:
-        return f"{col.label}: inconclusive ({where}; {'; '.join(reasons)})"
+        return "inconclusive", f"{col.label}: inconclusive ({where}; {'; '.join(reasons)})"
     if reasons:
-        return f"{col.label}: inconclusive ({where}; {detail}, but {'; '.join(reasons)})"
-    return f"{col.label}: {candidate} ({where}; {detail})"
+        return "inconclusive", f"{col.label}: inconclusive ({where}; {detail}, but {'; '.join(reasons)})"
+    return candidate, f"{col.label}: {candidate} ({where}; {detail})"
 
 
-def rule_text(ref: str) -> str:
-    """The verdict rule in one paragraph, as claims.md states it."""
+def rule_text(ref: str, counted: str = "a bin's n, or the test images of the boundary table") -> str:
+    """The verdict rule in one paragraph, as claims.md states it (``counted``: which images a verdict counts)."""
     return (
         f"\"supported\" when {ref}'s interval lies entirely on the better side of every other ranked model's and "
         f'none of these runs is flagged unconverged (U); "not supported" when {ref}\'s run is not flagged and '
         "some model whose run is not flagged has its interval entirely on the better side of "
         f'{ref}\'s; otherwise "inconclusive" (reasons given). Any verdict on fewer than {MIN_IMAGES} images '
-        "(a bin's n, or the test images of the boundary table) is inconclusive: with so few, a bootstrap "
+        f"({counted}) is inconclusive: with so few, a bootstrap "
         "interval of a mean is too narrow. Runs whose convergence could not be judged count as not flagged."
     )
 

@@ -5,7 +5,9 @@ Per run named by params.yaml (datasets x models x seeds): ``results/<D>/<M>/seed
 log the unconverged flag is not computed, and the report says so); ``results/complexity/<M>.json`` per
 model; from ``data/prepared/<D>/`` the test split, the ground-truth foreground of every test image
 (lesion-size bins) and, for the qualitative figure, a few test images with each model's saved
-prediction. A missing or malformed file raises :class:`ReportError` naming it, before anything is written.
+prediction. For each ``transfer.pairs`` entry (source, target) and run: ``results/transfer/<source>-<target>/<M>/
+seed<S>/{metrics.json,per_image.csv}`` (the transfer stage's), with the source run's training log. A missing or
+malformed file raises :class:`ReportError` naming it, before anything is written.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class Inputs:
     # with the same setup differ at most in their initialisation
     setups: dict[str, str] = field(default_factory=dict)
     weights: dict[str, dict] = field(default_factory=dict)  # model key -> its pretrained/pretrained_file arguments
+    transfer_pairs: list[tuple[str, str]] = field(default_factory=list)  # (source, target), params.yaml order
+    # (source, target, model, seed) -> the transfer stage's run; its log and train.json are the source run's
+    transfer_runs: dict[tuple[str, str, str, int], Run] = field(default_factory=dict)
 
     def main_models(self) -> list[str]:
         """The non-ablation models in the paper's row order (family, then params.yaml order)."""
@@ -103,12 +108,12 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def load_run(results: Path, runs: Path, d: str, m: str, s: int) -> Run:
-    folder = run_dir(results, d, m, s)
+def read_evaluation(folder: Path, how: str) -> tuple[dict, pd.DataFrame]:
+    """(metrics.json, per_image.csv) of an evaluation folder, checked; ``how``: what writes them, for the error."""
     metrics_file, per_image_file = folder / "metrics.json", folder / "per_image.csv"
     for f in (metrics_file, per_image_file):
         if not f.is_file():
-            raise ReportError(f"{f}: missing; run `dvc repro` (or pipeline.evaluate) for {d}/{m}/seed{s}")
+            raise ReportError(f"{f}: missing; {how}")
     metrics = _read_json(metrics_file)
     for name in (*PAPER_METRICS, "hd95"):
         if not isinstance(metrics.get(name), dict) or "mean" not in metrics[name]:
@@ -120,6 +125,13 @@ def load_run(results: Path, runs: Path, d: str, m: str, s: int) -> Run:
     for column in ("id", "dice"):
         if column not in table.columns:
             raise ReportError(f"{per_image_file}: no column {column!r} (has {', '.join(table.columns)})")
+    return metrics, table
+
+
+def load_run(results: Path, runs: Path, d: str, m: str, s: int) -> Run:
+    metrics, table = read_evaluation(
+        run_dir(results, d, m, s), f"run `dvc repro` (or pipeline.evaluate) for {d}/{m}/seed{s}"
+    )
     run_folder = run_dir(runs, d, m, s)
     train = _read_json(run_folder / "train.json") if (run_folder / "train.json").is_file() else None
     log = None
@@ -131,6 +143,19 @@ def load_run(results: Path, runs: Path, d: str, m: str, s: int) -> Run:
         if "val_dice" not in log.columns:
             raise ReportError(f"{run_folder / 'log.csv'}: no column 'val_dice'")
     return Run(d, m, s, metrics, table, train, log)
+
+
+def transfer_dir(results: Path, source: str, target: str) -> Path:
+    """``results/transfer/<source>-<target>``: the transfer stage's outputs of one pair (then ``<M>/seed<S>/``)."""
+    return results / "transfer" / f"{source}-{target}"
+
+
+def load_transfer_run(results: Path, source: str, target: str, own: Run) -> Run:
+    """The transfer stage's run of ``own`` (the model's run on ``source``) on ``target``'s test split."""
+    folder = transfer_dir(results, source, target) / own.model / f"seed{own.seed}"
+    how = f"run `dvc repro` (stage transfer) for {source} -> {target}, {own.model}, seed {own.seed}"
+    metrics, table = read_evaluation(folder, how)
+    return Run(f"{source}->{target}", own.model, own.seed, metrics, table, own.train, own.log)
 
 
 def load_complexity(results: Path, model: str) -> dict:
@@ -236,6 +261,11 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
         [m for m in models if families[m] != "Ablation"], key=lambda m: (family_rank(families[m]), models.index(m))
     )
     samples = load_samples(prepared, results, qual_dataset, main, seeds[0], params.report.qualitative_images, loaded)
+    pairs = [(source, target) for source, target in params.transfer.pairs]
+    runs_of = [(m, s) for m in models for s in seeds]
+    transfer_runs = {
+        (a, b, m, s): load_transfer_run(results, a, b, loaded[(a, m, s)]) for a, b in pairs for m, s in runs_of
+    }
     inputs = Inputs(
         profile=params.profile,
         datasets=datasets,
@@ -256,8 +286,10 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
         recipes={m: {k: getattr(specs[m].recipe, k) for k in paper.RECIPE_KEYS} for m in models},
         setups={m: setup_key(specs[m]) for m in models},
         weights={m: {k: v for k, v in specs[m].model_kwargs.items() if k in WEIGHT_ARGUMENTS} for m in models},
+        transfer_pairs=pairs,
+        transfer_runs=transfer_runs,
     )
-    inputs.provenance = provenance.collect(
-        root, params, datasets, models, prepared, {k: r.train for k, r in loaded.items()}
-    )
+    split_datasets = datasets + list(params.transfer.test_only)
+    train_json = {k: r.train for k, r in loaded.items()}
+    inputs.provenance = provenance.collect(root, params, split_datasets, models, prepared, train_json)
     return inputs

@@ -35,6 +35,8 @@ _SPECIAL = {
     "Δ": r"$\Delta$",
     "−": "$-$",
     "→": r"$\rightarrow$",
+    "<": "$<$",
+    ">": "$>$",
 }
 
 
@@ -127,4 +129,29 @@ def table_float(table: Table, wide: bool = True) -> str:
         lines += [escape(note) + r"\par" for note in notes]
         lines.append(r"\end{minipage}")
     lines.append(rf"\end{{{env}}}")
+    return "\n".join(lines)
+
+
+def text_float(headers: list[str], rows: list[list[str]], align: str, caption: str, label: str) -> str:
+    """A ``table`` float of plain strings (escaped here; ``caption`` is LaTeX already): booktabs rules, ``align``
+    one of l/r per column, shrunk to the float's width when wider."""
+    lines = [
+        r"\begin{table}[tbp]",
+        r"\centering",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
+        r"\smallskip",
+        r"\small",
+        r"\setlength{\tabcolsep}{3pt}",
+        r"\begin{adjustbox}{max width=\linewidth}",
+        rf"\begin{{tabular}}{{@{{}}{align}@{{}}}}",
+        r"\toprule",
+        " & ".join(escape(h) for h in headers) + r" \\",
+        r"\midrule",
+        *(" & ".join(escape(c) for c in row) + r" \\" for row in rows),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{adjustbox}",
+        r"\end{table}",
+    ]
     return "\n".join(lines)

@@ -95,6 +95,36 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+HEADERS = ["Model", "images", "untied", "median diff (95% CI)", "r", "p", "Holm p", "result"]
+ALIGN = "lrrrrrrl"
+
+
+def result_rows(inp: Inputs, dice: dict[str, pd.Series], order: list[str]) -> list[list[str]]:
+    """The rows of one table (``HEADERS``): the reference against each model of ``order``, Holm over them all
+    (``dice``: model -> per-image Dice, the reference's included)."""
+    ref_name = inp.names[inp.reference]
+    result = paired_tests(dice, inp.reference).set_index("model").reindex(order).dropna(how="all")
+    rows = []
+    for m, r in result.iterrows():
+        if r["p_holm"] < ALPHA:
+            verdict = f"{ref_name} better" if r["r"] > 0 else f"{inp.names[m]} better"
+        else:
+            verdict = "no significant difference"
+        rows.append(
+            [
+                inp.names[m],
+                str(int(r["n"])),
+                str(int(r["n_untied"])),
+                f"{fmt(r['median_diff'])} ({fmt(r['ci_low'])} to {fmt(r['ci_high'])})",
+                fmt(r["r"]),
+                _p(r["p"]),
+                _p(r["p_holm"]),
+                verdict,
+            ]
+        )
+    return rows
+
+
 def build(inp: Inputs) -> str:
     ref_name = inp.names[inp.reference]
     lines = [
@@ -114,26 +144,7 @@ def build(inp: Inputs) -> str:
     order = [m for m in inp.ordered(inp.models) if m != inp.reference]
     for d in inp.datasets:
         dice = {m: summary.per_image(inp, d, m, "dice") for m in [inp.reference, *order]}
-        result = paired_tests(dice, inp.reference).set_index("model").reindex(order).dropna(how="all")
-        rows = []
-        for m, r in result.iterrows():
-            if r["p_holm"] < ALPHA:
-                verdict = f"{ref_name} better" if r["r"] > 0 else f"{inp.names[m]} better"
-            else:
-                verdict = "no significant difference"
-            rows.append(
-                [
-                    inp.names[m],
-                    str(int(r["n"])),
-                    str(int(r["n_untied"])),
-                    f"{fmt(r['median_diff'])} ({fmt(r['ci_low'])} to {fmt(r['ci_high'])})",
-                    fmt(r["r"]),
-                    _p(r["p"]),
-                    _p(r["p_holm"]),
-                    verdict,
-                ]
-            )
-        headers = ["Model", "images", "untied", "median diff (95% CI)", "r", "p", "Holm p", "result"]
-        lines += [f"## {inp.dataset_names[d]}", "", markdown_table(headers, rows, "lrrrrrrl"), ""]
+        rows = result_rows(inp, dice, order)
+        lines += [f"## {inp.dataset_names[d]}", "", markdown_table(HEADERS, rows, ALIGN), ""]
     lines.append(provenance.markdown_block(inp.provenance))
     return "\n".join(lines)

@@ -11,6 +11,10 @@
 - ``runs/<D>/<M>/seed<S>/``: train.json (``steps``, ``device_name``; ``weights`` for the models given in
   ``weights=``, as pipeline.train records them, and none for the others, as runs from before that record),
   log.csv (``val_dice`` in percent).
+- with ``transfer=[(source, target), ...]``: ``params.yaml`` ``transfer:`` (a target outside ``datasets`` is
+  ``test_only`` and gets its ``data/prepared/<target>/``), and ``results/transfer/<source>-<target>/<M>/seed<S>/``
+  as the transfer stage writes it (predictions one pixel further off than in-domain; ``TRANSFER_QUALITY``
+  overrides a model's).
 
 Each model's predictions are the ground truth distorted by a model-specific amount (``QUALITY``, updated by
 ``qualities=``); a model whose quality is ``"degenerate"`` predicts a tiny blob, and ``"rising"`` models have a
@@ -46,6 +50,10 @@ QUALITY = {
 }
 
 
+# model -> its prediction quality on a transfer target (default: its QUALITY, shifted one more pixel)
+TRANSFER_QUALITY = {"unetpp": "degenerate"}
+
+
 def _discs(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     masks = np.zeros((n, size, size), np.uint8)
@@ -72,6 +80,20 @@ def _predict(truth: np.ndarray, quality, rng: np.random.Generator) -> np.ndarray
     return pred
 
 
+def _write_evaluation(run: Path, m: str, ids: list[str], masks: np.ndarray, preds: np.ndarray) -> None:
+    """pred/, per_image.csv and metrics.json of one evaluation, as pipeline.evaluate writes them."""
+    (run / "pred").mkdir(parents=True)
+    for i, pred in zip(ids, preds, strict=True):
+        cv2.imwrite(str(run / "pred" / f"{i}.png"), pred * 255)
+    values = image_metrics(preds[:, None].astype(bool), masks[:, None].astype(np.float32))
+    pd.DataFrame({"id": ids, **{k: values[k] for k in ALL_METRICS}}).to_csv(run / "per_image.csv", index=False)
+    summary = {k: summarize(values[k], scale=REPORT_SCALE[k], seed=0) for k in (*PAPER_METRICS, "hd95")}
+    # as pipeline.evaluate writes it today: anything outside the six paper metrics unscaled
+    summary["surface_dice"] = summarize(values["surface_dice"], seed=0)
+    summary.update({"model": m, "n_images": len(ids), "split": "test"})
+    (run / "metrics.json").write_text(json.dumps(summary))
+
+
 def make_tree(
     root: Path,
     datasets=("kvasir",),
@@ -87,6 +109,7 @@ def make_tree(
     train: dict | None = None,
     qualities: dict | None = None,
     weights: dict[str, dict] | None = None,
+    transfer: tuple[tuple[str, str], ...] = (),
 ) -> Path:
     """Write the tree under ``root``; returns ``root`` (see the module docstring)."""
     root = Path(root)
@@ -102,34 +125,32 @@ def make_tree(
         "train": {"epochs": 8, "img_size": size, "batch_size": 4, "lr": 0.001, **(train or {})},
         "report": {"reference_model": "dyglnet", "qualitative_images": 3, "palette": palette},
     }
+    test_only = sorted({b for _, b in transfer} - set(datasets))
+    if transfer:
+        params["transfer"] = {
+            "pairs": [list(p) for p in transfer],
+            "test_only": {d: {"raw": f"data/raw/{d}"} for d in test_only},
+        }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for d in datasets:
+    truth = {}
+    for d in [*datasets, *test_only]:
         prepared = root / "data" / "prepared" / d
         prepared.mkdir(parents=True)
         masks = _discs(n, size, rng)
         images = (rng.integers(60, 120, (n, size, size, 3)) + masks[..., None] * 80).astype(np.uint8)
         ids = [f"{d}_{i:02d}" for i in range(n)]
+        truth[d] = (ids, masks)
         np.save(prepared / "images.npy", images)
         np.save(prepared / "masks.npy", masks)
         (prepared / "ids.json").write_text(json.dumps(ids))
         (prepared / "split.json").write_text(json.dumps({"train": [], "val": [], "test": ids}))
+        if d in test_only:
+            continue
         for m in entries:
             quality = {**QUALITY, **(qualities or {})}.get(m, (1 + len(m) % 3, (len(m) % 3) - 1))
             for s in seeds:
                 run = root / "results" / d / m / f"seed{s}"
-                (run / "pred").mkdir(parents=True)
-                preds = np.stack([_predict(t, quality, rng) for t in masks])
-                for i, pred in zip(ids, preds, strict=True):
-                    cv2.imwrite(str(run / "pred" / f"{i}.png"), pred * 255)
-                values = image_metrics(preds[:, None].astype(bool), masks[:, None].astype(np.float32))
-                pd.DataFrame({"id": ids, **{k: values[k] for k in ALL_METRICS}}).to_csv(
-                    run / "per_image.csv", index=False
-                )
-                summary = {k: summarize(values[k], scale=REPORT_SCALE[k], seed=0) for k in (*PAPER_METRICS, "hd95")}
-                # as pipeline.evaluate writes it today: anything outside the six paper metrics unscaled
-                summary["surface_dice"] = summarize(values["surface_dice"], seed=0)
-                summary.update({"model": m, "n_images": n, "split": "test"})
-                (run / "metrics.json").write_text(json.dumps(summary))
+                _write_evaluation(run, m, ids, masks, np.stack([_predict(t, quality, rng) for t in masks]))
                 train_dir = root / "runs" / d / m / f"seed{s}"
                 train_dir.mkdir(parents=True)
                 record = {"model": m, "epochs": 8, "steps": 24, "device_name": "Test GPU 9000"}
@@ -144,6 +165,16 @@ def make_tree(
                     pd.DataFrame({"epoch": epochs, "val_dice": curve, "train_loss": 1 / epochs}).to_csv(
                         train_dir / "log.csv", index=False
                     )
+    for source, target in transfer:
+        ids, masks = truth[target]
+        for m in entries:
+            quality = QUALITY.get(m, (1 + len(m) % 3, (len(m) % 3) - 1))
+            if quality != "degenerate":
+                quality = (quality[0] + 1, quality[1])
+            quality = TRANSFER_QUALITY.get(m, quality)
+            for s in seeds:
+                run = root / "results" / "transfer" / f"{source}-{target}" / m / f"seed{s}"
+                _write_evaluation(run, m, ids, masks, np.stack([_predict(t, quality, rng) for t in masks]))
     cx = root / "results" / "complexity"
     cx.mkdir(parents=True, exist_ok=True)
     for k, m in enumerate(entries):

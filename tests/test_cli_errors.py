@@ -59,6 +59,14 @@ CASES = [
         *("synthetic-zero-pairs", "datasets.synthetic", ["--out", "{tmp}/s", "--n", "0"], "good", "--n", False),
     ),
     (
+        "synthetic-unknown-domain",
+        "datasets.synthetic",
+        ["--out", "{tmp}/s", "--domain", "nope"],
+        "good",
+        "invalid choice: 'nope'",
+        False,
+    ),
+    (
         "prepare-unknown-dataset",
         "pipeline.prepare",
         ["--dataset", "nope", "--raw", "{tmp}/raw", "--out", "{tmp}/o"],
@@ -182,6 +190,46 @@ CASES = [
         "evaluate-bad-params",
         "pipeline.evaluate",
         ["--data", "{prep}", "--checkpoint", "{tmp}/garbage.pt", "--out", "{tmp}/e"],
+        "bad",
+        BAD_PARAMS_MESSAGE,
+        True,
+    ),
+    (
+        "transfer-size-mismatch",
+        "pipeline.transfer",
+        ["--source", "{prep}", "--target", "{tmp}/prep64", "--checkpoint", "{tmp}/garbage.pt", "--out", "{tmp}/t"],
+        "good",
+        "prep64 is prepared at 64 px but --source",
+        True,
+    ),
+    (
+        "transfer-same-dataset",
+        "pipeline.transfer",
+        ["--source", "{prep}", "--target", "{prep}", "--checkpoint", "{tmp}/garbage.pt", "--out", "{tmp}/t"],
+        "good",
+        "for a model's own dataset use pipeline.evaluate",
+        True,
+    ),
+    (
+        "transfer-missing-target",
+        "pipeline.transfer",
+        ["--source", "{prep}", "--target", "{tmp}/missing", "--checkpoint", "{tmp}/garbage.pt", "--out", "{tmp}/t"],
+        "good",
+        "missing: no such folder",
+        True,
+    ),
+    (
+        "transfer-missing-checkpoint",
+        "pipeline.transfer",
+        ["--source", "{prep}", "--target", "{tmp}/prep_b", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/t"],
+        "good",
+        "none.pt: no such file",
+        True,
+    ),
+    (
+        "transfer-bad-params",
+        "pipeline.transfer",
+        ["--source", "{prep}", "--target", "{tmp}/prep_b", "--checkpoint", "{tmp}/garbage.pt", "--out", "{tmp}/t"],
         "bad",
         BAD_PARAMS_MESSAGE,
         True,
@@ -320,6 +368,8 @@ def scratch(tmp_path_factory) -> dict[str, Path]:
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     write_prepared(root / "prep")
+    write_prepared(root / "prep_b", seed=1)
+    write_prepared(root / "prep64", size=64)
     return {"root": root, "good": good, "bad": bad, "weights": weights, "site": site}
 
 
@@ -357,7 +407,15 @@ def test_bad_argument_is_one_sentence(scratch, tmp_path, case_id, module, args, 
 
 
 @pytest.mark.parametrize(
-    "module", ["pipeline.prepare", "pipeline.train", "pipeline.evaluate", "pipeline.complexity", "pipeline.report"]
+    "module",
+    [
+        "pipeline.prepare",
+        "pipeline.train",
+        "pipeline.evaluate",
+        "pipeline.transfer",
+        "pipeline.complexity",
+        "pipeline.report",
+    ],
 )
 def test_help_works_whatever_params_yaml_holds(scratch, module):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

@@ -53,6 +53,7 @@ def test_registry_has_every_dataset():
         "tnbc",
         "folder",
         "synthetic",
+        "shifted",
     }
     with pytest.raises(DatasetError, match="unknown dataset"):
         get_adapter("nope")

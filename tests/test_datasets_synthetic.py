@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from datasets.registry import get_adapter
-from datasets.synthetic import SCENES, generate, main, make_pair
+from datasets.synthetic import SCENES, _blur, _shift_domain, generate, main, make_pair
 
 
 def _digest(root):
@@ -80,3 +80,53 @@ def test_task_covers_the_papers_targets():
             dice = 2 * (pred & fgs).sum((1, 2)) / np.maximum(1, pred.sum((1, 2)) + fgs.sum((1, 2)))
             best = max(best, dice.mean())
     assert best < 0.6
+
+
+def _chroma(img: np.ndarray) -> np.ndarray:
+    f = img.astype(np.float64).reshape(-1, 3)
+    return f.mean(0) - f.mean()
+
+
+def test_shifted_domain_same_scenes_other_colour_and_contrast():
+    """The second domain keeps every mask and changes the appearance: hue turned by 25-45 degrees about the grey
+    axis, contrast lowered (statistics over 60 pairs)."""
+    axis = np.ones(3) / np.sqrt(3)
+    angles, contrast = [], []
+    for i in range(60):
+        base, mask = make_pair(42, i, 48)
+        shifted, mask2 = make_pair(42, i, 48, domain="shifted")
+        assert np.array_equal(mask, mask2)
+        a, b = _chroma(base), _chroma(shifted)
+        angles.append(np.degrees(np.arctan2(np.cross(a, b) @ axis, a @ b)))
+        contrast.append(shifted.astype(np.float64).mean(2).std() / base.astype(np.float64).mean(2).std())
+    assert 20 < np.median(angles) < 50  # measured 33
+    assert np.median(contrast) < 0.85  # measured 0.70
+    with pytest.raises(ValueError, match="unknown domain"):
+        make_pair(42, 0, 48, domain="nope")
+
+
+def test_shifted_domain_adds_grain_that_survives_downsampling():
+    """On a flat image the shifted acquisition leaves 10-16 grey levels of grain at 96 px and, after the area
+    downsampling to 32 px that prepare applies, still several levels (the first domain's noise: 1.5-5 at 96)."""
+    flat = np.full((96, 96, 3), 128, np.float32)
+    for seed in range(3):
+        out = _shift_domain(np.random.default_rng(seed), flat, 1.0)
+        grain = out - _blur(out, 4.0)  # without the slow illumination change
+        small = cv2.resize(out, (32, 32), interpolation=cv2.INTER_AREA)
+        assert 9 < grain.std() < 17 and (small - _blur(small, 4 / 3)).std() > 5
+
+
+def test_shifted_domain_is_deterministic_for_a_seed(tmp_path):
+    generate(tmp_path / "a", n=4, size=32, seed=5, domain="shifted")
+    generate(tmp_path / "b", n=4, size=32, seed=5, domain="shifted", workers=1)
+    generate(tmp_path / "c", n=4, size=32, seed=6, domain="shifted")
+    generate(tmp_path / "base", n=4, size=32, seed=5)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+    assert main(["--out", str(tmp_path / "d"), "--n", "4", "--size", "32", "--seed", "5", "--domain", "shifted"]) == 0
+    assert _digest(tmp_path / "d") == _digest(tmp_path / "a")
+    pairs = get_adapter("shifted").pairs(tmp_path / "a")
+    assert [p.id for p in pairs] == [f"shift_{i:05d}" for i in range(4)]
+    for p in pairs:  # same masks as the first domain, other images
+        twin = tmp_path / "base" / "images" / p.image.name.replace("shift_", "synth_")
+        assert p.mask.read_bytes() == (twin.parent.parent / "masks" / twin.name).read_bytes()
+        assert p.image.read_bytes() != twin.read_bytes()

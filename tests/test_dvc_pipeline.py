@@ -49,7 +49,9 @@ def _materialise(work: Path) -> None:
     _run([DVC, "repro", "--single-item", "fingerprint"], work)
     for path in [
         "data/raw/synthetic/images/a.png",
+        "data/raw/shifted/images/a.png",
         "data/prepared/synthetic/split.json",
+        "data/prepared/shifted/split.json",
         "output/comparison.md",
         "metrics.json",
     ]:
@@ -69,13 +71,23 @@ def _stand_in(work: Path, model: str) -> None:
     (res / "timing.json").write_text("{}")
     (res / "pred").mkdir(exist_ok=True)
     (res / "pred" / "a.png").write_text("x")
+    for pair in _pairs(work):
+        moved = work / f"results/transfer/{pair}/{model}/seed42"
+        (moved / "pred").mkdir(parents=True, exist_ok=True)
+        for name in ("per_image.csv", "metrics.json", "timing.json", "pred/a.png"):
+            (moved / name).write_text(f"{model} {pair}\n")
     (work / f"results/complexity/{model}.json").parent.mkdir(parents=True, exist_ok=True)
     (work / f"results/complexity/{model}.json").write_text("{}")
 
 
-def _copy_repo(work: Path, datasets: dict, models: list[str]) -> None:
+def _pairs(work: Path) -> list[str]:
+    """The ``<source>-<target>`` folder names of params.yaml's transfer pairs."""
+    return [f"{a}-{b}" for a, b in yaml.safe_load((work / "params.yaml").read_text())["transfer"]["pairs"]]
+
+
+def _copy_repo(work: Path, datasets: dict, models: list[str], transfer: bool = False) -> None:
     """The repository's tracked and new files (no generated ones) in ``work``, a git repo, with these datasets
-    and models in params.yaml."""
+    and models in params.yaml (and the default's transfer pairs when ``transfer``, else none)."""
     files = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).stdout.split("\n")
     for name in filter(None, files):
         src = REPO / name
@@ -87,6 +99,8 @@ def _copy_repo(work: Path, datasets: dict, models: list[str]) -> None:
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["datasets"] = datasets
     params["models"] = {m: {} for m in models}
+    if not transfer:
+        params["transfer"] = {"pairs": [], "test_only": {}}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
     _run(["git", "init", "-q"], work)
 
@@ -94,18 +108,20 @@ def _copy_repo(work: Path, datasets: dict, models: list[str]) -> None:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("repo")
-    _copy_repo(work, {"synthetic": {"raw": "data/raw/synthetic"}}, MODELS)
+    _copy_repo(work, {"synthetic": {"raw": "data/raw/synthetic"}}, MODELS, transfer=True)
     _materialise(work)
     assert _status(work) == set(), "freshly materialised pipeline is not clean"
     return work
 
 
 def _stages(kind: str, model: str) -> set[str]:
-    return {f"{kind}@synthetic-{model}-42"} if kind != "complexity" else {f"complexity@{model}"}
+    if kind == "complexity":
+        return {f"complexity@{model}"}
+    return {f"transfer@pair0-{model}-42"} if kind == "transfer" else {f"{kind}@synthetic-{model}-42"}
 
 
 def _model_stages(*models: str) -> set[str]:
-    return {s for m in models for k in ("train", "evaluate", "complexity") for s in _stages(k, m)}
+    return {s for m in models for k in ("train", "evaluate", "transfer", "complexity") for s in _stages(k, m)}
 
 
 def _edit(work: Path, path: str, text: str):
@@ -143,7 +159,7 @@ def test_change_in_dyglnet_reruns_dyglnet_and_its_variants(work):
 
 def test_change_in_metrics_reruns_training_and_evaluation(work):
     restore = _edit(work, "engine/metrics.py", "# a comment\n")
-    expected = {s for m in MODELS for k in ("train", "evaluate") for s in _stages(k, m)}
+    expected = {s for m in MODELS for k in ("train", "evaluate", "transfer") for s in _stages(k, m)}
     changed = _status(work)
     assert expected <= changed and not any(s.startswith(("complexity@", "prepare@")) for s in changed)
     restore()
@@ -164,8 +180,31 @@ def test_comment_in_an_unused_dataset_adapter_reruns_nothing(work):
 
 def test_change_in_the_synthetic_generator_reruns_synthesize_and_what_follows(work):
     restore = _edit(work, "datasets/synthetic.py", "# a comment\n")
-    assert _status(work) == {"synthesize"}  # the stages after it see new data once it has rerun
+    assert _status(work) == {"synthesize", "synthesize_shifted"}  # the stages after them see new data once rerun
     restore()
+
+
+def test_the_transfer_stages_read_the_checkpoints_and_the_test_only_target(work):
+    assert _pairs(work) == ["synthetic-shifted"]
+    restore = _edit(work, "datasets/adapters/shifted.py", "# a comment\n")
+    assert _status(work) == {"prepare_test_only@shifted"}
+    restore()
+    restore = _edit(work, "pipeline/transfer.py", "# a comment\n")
+    assert _status(work) == {f"transfer@pair0-{m}-42" for m in MODELS}  # and the report once they have rerun
+    restore()
+
+
+def test_a_new_transfer_pair_reruns_only_its_own_stages(work):
+    params_file = work / "params.yaml"
+    old = params_file.read_text()
+    params = yaml.safe_load(old)
+    params["transfer"]["pairs"].append(["synthetic", "folder"])  # at the end: the first pair keeps its stage names
+    params["transfer"]["test_only"]["folder"] = {"raw": "data/raw/folder"}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    new = {f"transfer@pair1-{m}-42" for m in MODELS}
+    assert _status(work) == {"prepare_test_only@folder", *new, "report"}
+    params_file.write_text(old)
+    assert _status(work) == set()
 
 
 def test_change_in_the_used_adapter_reruns_its_prepare_stage(work):

@@ -248,6 +248,28 @@ def test_debug_executor_targets_exclude_and_the_run_cache(tmp_path):
     assert set(dvc_status(root)) == {"report"}
 
 
+def test_a_checkpoints_evaluate_and_transfers_join_its_training_job(tmp_path):
+    """train@a has two next stages that need nothing else (its evaluate and a transfer, once `other` is done): one
+    job runs all three; `make`, followed by two trainings that could each start a job, stays alone."""
+    other = {"cmd": "python step.py make other/x.txt", "deps": ["step.py"], "outs": ["other"]}  # runs first
+    stages = {"other": other, **pipeline_stages(names=("a", "b"), flaky=False)}
+    stages["transfer"] = {
+        "foreach": ["a", "b"],
+        "do": {
+            "cmd": "python step.py eval results/transfer/${item}/metrics.json",
+            "deps": ["runs/${item}.pt", "other"],
+            "outs": [{"results/transfer/${item}/metrics.json": {"cache": False}}],
+        },
+    }
+    root = make_project(tmp_path / "p", stages)
+    outcome, text = run_grid(root, executor="debug")
+    assert outcome.exit_code == 0, text
+    jobs = ran(outcome)
+    assert ["train@a", "evaluate@a", "transfer@a"] in jobs and ["train@b", "evaluate@b", "transfer@b"] in jobs
+    assert ["make"] in jobs and ["report"] in jobs
+    assert dvc_status(root) == {}
+
+
 def _sized_inputs_project(root: Path, sizes: dict[str, int]) -> Path:
     stages = {
         "train": {

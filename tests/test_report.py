@@ -32,6 +32,8 @@ EXPECTED = {
     "paper_vs_ours.md",
     "significance.md",
     "claims.md",
+    "transfer.md",
+    "transfer.tex",
     "bubble.png",
     "bubble.pdf",
     "qualitative.png",

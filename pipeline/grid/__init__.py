@@ -9,7 +9,8 @@
 resolved ``dvc.yaml``, ``dvc.lock`` and DVC's own ``Stage.changed()``), walks it in the order
 ``dvc repro`` would, and runs the stages that are out of date as jobs of a submitit executor
 (:mod:`pipeline.grid.executors`): a stage starts as soon as every stage it depends on is up to date, and a
-train -> evaluate pair (a stage followed by the one stage that needs only it) runs as one job. Each job
+train -> evaluate pair (a stage followed by the one stage that needs only it; with its transfers, the stages
+that need only it) runs as one job. Each job
 runs the stage's own ``cmd`` from the DVC index; before it starts, the coordinator removes the stage's
 outputs (``Stage.remove_outs``, as ``dvc repro`` does) or restores them from DVC's run cache when an
 identical run is recorded there.

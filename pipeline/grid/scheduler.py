@@ -139,21 +139,29 @@ class Scheduling:
         return new
 
     def chain_from(self, head) -> Chain:
-        """``head`` plus each next stage that depends, among unsettled stages, on the chain's last only
-        (train -> evaluate)."""
+        """``head`` plus the next stages that need, among unsettled stages, nothing but the chain: the one
+        next stage continues the chain (train -> evaluate); of several (a checkpoint's evaluate and its
+        transfers), those that are ready join it and end it, unless one of them could start a chain of its
+        own (prepare -> the trainings: separate jobs)."""
         stages = [head]
         while True:
-            last = stages[-1]
-            nxt = [d for d in self.downstream[last] if self.state[d] == "undecided"]
-            if len(nxt) != 1:
-                break
-            cand = nxt[0]
-            others = [u for u in self.upstream[cand] if u not in stages]
-            if not all(self.state[u] in SETTLED for u in others) or not cand.cmd:
-                break
-            stages.append(cand)
+            nxt = [d for d in self.downstream[stages[-1]] if self.state[d] == "undecided"]
+            ready = [c for c in nxt if c.cmd and self.needs_only(c, stages)]
+            if len(nxt) == 1 and ready:
+                stages.append(ready[0])
+                continue
+            group = stages + ready
+            if len(nxt) > 1 and ready and not any(self.needs_only(d, group) for c in ready for d in self.downstream[c]):
+                stages += [s for s in self.steps if s in ready]  # dvc.yaml's order
+            break
         logs = [self.run_dir / "logs" / f"{s.addressing.replace('/', '_')}.log" for s in stages]
         return Chain(stages=stages, logs=logs)
+
+    def needs_only(self, stage, stages: list) -> bool:
+        """Whether ``stage`` is undecided and every stage it needs is settled or one of ``stages``."""
+        return self.state[stage] == "undecided" and all(
+            self.state[u] in SETTLED for u in self.upstream[stage] if u not in stages
+        )
 
     def priority(self, chain: Chain) -> tuple:
         """Sort key of the queue, longest job first so that no long job starts last and runs alone: chains

@@ -1,0 +1,161 @@
+"""Evaluate a checkpoint on a split of a prepared dataset: per-image metrics, their summary, timing, predictions.
+
+The function behind ``python -m pipeline.evaluate`` (the model's own test split) and ``python -m
+pipeline.transfer`` (another dataset's test split); ``pipeline/evaluate.py`` describes the outputs and the
+rule for sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from datasets.base import DatasetError
+
+# torch, pandas, OpenCV and the models are imported inside `evaluate`, not here: a wrong argument is
+# then reported before the seconds those imports take.
+
+
+def split_ids(data: Path, split: str) -> list[str]:
+    """The ids of ``split`` in a prepared folder; DatasetError naming the file when it is not there."""
+    if not data.is_dir():
+        raise DatasetError(f"--data {data}: no such folder (prepare it with python -m pipeline.prepare)")
+    path = data / "split.json"
+    try:
+        splits = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; --data must be a folder written by python -m pipeline.prepare") from None
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable: {err}") from err
+    if not isinstance(splits, dict) or split not in splits:
+        have = sorted(splits) if isinstance(splits, dict) else []
+        raise DatasetError(f"{path}: has no split {split!r} (has {', '.join(have) or 'none'})")
+    if not splits[split]:
+        raise DatasetError(f"{path}: split {split!r} is empty")
+    return list(splits[split])
+
+
+def prepared_size(data: Path) -> int:
+    """The side of the prepared images (from images.npy's header)."""
+    import numpy as np
+
+    try:
+        images = np.load(data / "images.npy", mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{data / 'images.npy'}: unreadable prepared images: {err}") from err
+    if images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise DatasetError(f"{data / 'images.npy'}: expected N x S x S x 3 images, got shape {images.shape}")
+    return int(images.shape[1])
+
+
+def evaluate(
+    data: str | Path,
+    checkpoint: str | Path,
+    out: str | Path,
+    split: str = "test",
+    batch_size: int = 16,
+    device_name: str = "auto",
+    n_boot: int = 1000,
+    save_predictions: bool = True,
+    compile: bool = False,
+    fold_bn: bool = True,
+    extra: dict | None = None,
+) -> dict:
+    """Run the evaluation and write its outputs; returns the metrics summary (as written to metrics.json, with
+    the entries of ``extra`` added, e.g. the source and target of a transfer)."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from core.fsutil import atomic_write_bytes, atomic_write_json
+    from datasets.torch_data import SegmentationArrays, build_transforms
+    from engine.build import device_for, model_from_checkpoint
+    from engine.inference import fast_model
+    from engine.metric_names import METRIC_UNITS, REPORT_SCALE
+    from engine.metrics import binarize_logits, image_metrics
+    from engine.runtime import interactive
+    from engine.stats import summarize
+
+    data, out_dir = Path(data), Path(out)
+    ids = split_ids(data, split)
+    size = prepared_size(data)
+    device = device_for(device_name)
+    model, cfg = model_from_checkpoint(checkpoint, device)
+    img_size = int(cfg["img_size"])
+    if img_size != size:
+        print(
+            f"note: {checkpoint} was trained at {img_size} px and {data} is prepared at {size} px: the model runs "
+            f"at {img_size} px and its logits are resized to {size} px before scoring (HD95 in {size}-px pixels)",
+            file=sys.stderr,
+            flush=True,
+        )
+    model, path_info = fast_model(model, img_size, device, fold_bn=fold_bn, compile=compile, batch=batch_size)
+    # Normalisation only: build_transforms' resize to the prepared size is a no-op.
+    dataset = SegmentationArrays(data, ids, build_transforms(cfg.get("augment", {}), size, train=False))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+
+    pred_dir = out_dir / "pred"
+    if save_predictions:
+        pred_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[float]] = {}
+    seconds, done = 0.0, 0
+    with torch.inference_mode():
+        for images, masks in tqdm(loader, desc=f"evaluate {split}", disable=not interactive()):
+            n = len(images)
+            x = images.to(device)
+            if img_size != size:
+                x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
+            if compile and n < batch_size:  # keep the one shape the model was compiled for
+                x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
+            t0 = time.perf_counter()
+            logits = model(x)[:n]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - t0
+            logits = logits.float()
+            if img_size != size:
+                logits = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+            preds = binarize_logits(logits.cpu())
+            for name, values in image_metrics(preds, masks).items():
+                rows.setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
+            if save_predictions:
+                pngs = preds.squeeze(1).numpy().astype(np.uint8) * 255
+                for image_id, pred in zip(ids[done : done + n], pngs, strict=True):
+                    _, png = cv2.imencode(".png", pred)
+                    atomic_write_bytes(pred_dir / f"{image_id}.png", png.tobytes())
+            done += n
+
+    table = pd.DataFrame({"id": ids, **rows})
+    atomic_write_bytes(out_dir / "per_image.csv", table.to_csv(index=False, float_format="%.6f").encode())
+    summary: dict = {
+        name: summarize(table[name].to_numpy(), n_boot=n_boot, scale=REPORT_SCALE.get(name, 1.0)) for name in rows
+    }
+    summary["units"] = {name: METRIC_UNITS.get(name, "") for name in rows}
+    summary.update(split=split, model=cfg["model"], n_images=len(ids), img_size=img_size, prepared_size=size)
+    summary.update(extra or {})
+    atomic_write_json(out_dir / "metrics.json", summary)
+    timing = {
+        "images": len(ids),
+        "model_seconds": round(seconds, 4),
+        "images_per_second": round(len(ids) / seconds, 2) if seconds else None,
+        "device": str(device),
+        "batch_size": batch_size,
+        "bn_folded": path_info["fold_bn"],
+        "compiled": path_info["compile"],
+    }
+    atomic_write_json(out_dir / "timing.json", timing)
+    shown = [m for m in rows if m in REPORT_SCALE]
+    print(
+        f"{cfg['model']} on {split} ({len(ids)} images, model at {img_size} px, scored at {size} px): "
+        + ", ".join(f"{m} {summary[m]['mean']:.2f}" for m in shown)
+        + f"; {timing['images_per_second']} images/s",
+        flush=True,
+    )
+    return summary
