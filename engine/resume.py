@@ -26,7 +26,7 @@ from engine.distributed import from_rank0
 if TYPE_CHECKING:
     from engine.params import TrainConfig
 
-RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json")  # what a run writes into its folder
+RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json", "progress.json")  # what a run writes into its folder
 
 
 @dataclass
@@ -118,7 +118,7 @@ def open_run_folder(out: Path, fingerprint: dict, required: bool, is_main: bool)
             decision = (False, str(err))
         if decision[1] is None:
             if not resuming:
-                for name in ("best.pt", "log.csv", "train.json"):
+                for name in ("best.pt", "log.csv", "train.json", "progress.json"):
                     (out / name).unlink(missing_ok=True)
             print(message, flush=True)
     resuming, refusal = from_rank0(decision)

@@ -32,6 +32,10 @@ class Chain:
     where: str = ""
     errors: dict[str, str] = field(default_factory=dict)  # commit errors by stage
     seen: dict[int, float] = field(default_factory=dict)  # when the coordinator saw each stage start
+    record: Path | None = None  # the job's record of its attempts (pipeline.grid.jobs.read_record)
+    requeues: int = 0  # times SLURM or submitit restarted the job
+    lost_epochs: int = 0  # epochs trained and lost to those restarts (train.json "resumed")
+    cancel_sent: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -153,7 +157,8 @@ class Scheduling:
                 break
             stages.append(cand)
         logs = [self.run_dir / "logs" / f"{s.addressing.replace('/', '_')}.log" for s in stages]
-        return Chain(stages=stages, logs=logs)
+        record = self.run_dir / "jobs" / f"{stages[0].addressing.replace('/', '_')}.json"
+        return Chain(stages=stages, logs=logs, record=record)
 
     def priority(self, chain: Chain) -> tuple:
         """Sort key of the queue, longest job first so that no long job starts last and runs alone: chains
