@@ -172,8 +172,10 @@ class SlurmCluster:
 
     # ---------------------------------------------------------------------------------- helpers
 
-    def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, check=check, timeout=60)
+    def run(self, argv: list[str], check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+        """A client command (sbatch, squeue, scontrol...) of this cluster; ``kw`` as for subprocess.run."""
+        kw["env"] = {**self.env, **kw.get("env", {})}
+        return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout, **kw)
 
     def state(self, job_id: str) -> str:
         """The job's state as squeue shows it ('' once slurmctld has forgotten it)."""

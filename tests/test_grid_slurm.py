@@ -2,8 +2,9 @@
 tests/slurm_cluster.py) without accounting, as many small clusters run. Skipped, with the reason, where SLURM is not
 installed (``apt-get install slurm-wlm munge``) or the tests do not run as root.
 
-The cluster requeues a job after 5 s instead of SLURM's default 120 s (``cred_expire``) and gives a stopped job
-``KillWait`` 30 s (SLURM's default) before SIGKILL.
+The cluster requeues a job after 5 s instead of SLURM's default 120 s (``cred_expire``; the environment variable
+``SLURM_TEST_REQUEUE_DELAY_S`` sets it) and gives a stopped job ``KillWait`` 30 s (SLURM's default) before SIGKILL.
+The requeue test prints what the requeue cost (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def slurm(tmp_path_factory):
     why = unavailable()
     if why:
         pytest.skip(why)
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), kill_wait_s=30, requeue_delay_s=5)
+    delay = int(os.environ.get("SLURM_TEST_REQUEUE_DELAY_S", "5"))
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), kill_wait_s=30, requeue_delay_s=delay)
     old = os.environ.get("SLURM_CONF")
     try:
         cluster.start()
@@ -204,6 +206,12 @@ def test_a_requeued_training_is_waited_for_and_continues_from_its_checkpoint(slu
     assert f"from resume.pt after epoch {stopped_at} of 12" in log
     first, second = _attempts(root)
     assert first["slurm_job_id"] == second["slurm_job_id"] == job and second["restart"] == 1
+    print(
+        f"\nrequeue cost (requeue delay {slurm.requeue_delay_s} s): {first['end'] - requeued_at:.1f} s to the job's"
+        f" exit (epoch {stopped_at} finished and saved), {second['start'] - first['end']:.1f} s in SLURM's queue, "
+        f"{resumed[0]['time'] - second['start']:.1f} s from the restart to the training continuing; "
+        f"{resumed[0]['lost_epochs']} epochs lost; the job's wall time {run['seconds']:.1f} s"
+    )
     _same_weights(tmp_path / "reference/best.pt", root / "runs/tiny/best.pt")
     assert dvc_status(root) == {} and not (root / "runs/tiny/progress.json").exists()
 
@@ -232,4 +240,17 @@ def test_a_training_at_its_time_limit_saves_is_requeued_by_submitit_and_continue
     submitit_log = next((root / ".dvc/tmp/grid/runs").glob(f"*/submitit/{started}_0_log.out")).read_text()
     assert "this job is timed-out" in submitit_log and f"Requeued job {started}" in submitit_log
     _same_weights(tmp_path / "reference/best.pt", root / "runs/tiny/best.pt")
+    assert dvc_status(root) == {}
+
+
+def test_the_whole_grid_runs_inside_one_allocation(slurm, tmp_path):
+    """``sbatch --wrap 'python -m pipeline.grid --executor local'``: the coordinator and its local jobs share one
+    allocation (its cores, and its GPUs through CUDA_VISIBLE_DEVICES)."""
+    root = make_project(tmp_path / "p", pipeline_stages(names=("a", "b"), flaky=False))
+    wrap = f"--wrap={sys.executable} -m pipeline.grid --executor local"
+    argv = ["sbatch", f"--cpus-per-task={slurm.cpus}", "--wait", "--output=grid.out", wrap]
+    done = slurm.run(argv, check=False, timeout=300, cwd=root, env={"PYTHONPATH": str(REPO)})
+    out = (root / "grid.out").read_text() if (root / "grid.out").exists() else done.stderr
+    assert done.returncode == 0, out
+    assert "6 done stages" in out and "executor local" in out
     assert dvc_status(root) == {}

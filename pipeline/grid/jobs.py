@@ -358,7 +358,10 @@ class ChainRunner:
                         try:
                             sres.returncode = self._proc.wait()
                         except _Stopped as stop:
-                            # the command was signalled too (a training saves resume.pt): give it time to end
+                            # the command was signalled too (a training saves resume.pt): give it time to end,
+                            # whatever signal comes next
+                            if threading.current_thread() is threading.main_thread():
+                                signal.signal(signal.SIGTERM, signal.SIG_IGN)
                             terminate_tree(self._proc, grace_s=job.stop_grace_s)
                             sres.returncode = self._proc.returncode
                             result.stopped = f"cancelled ({stop})"

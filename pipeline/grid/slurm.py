@@ -10,6 +10,7 @@ A requeued or preempted job counts as waiting, never as ended, whatever the sour
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from submitit import SlurmExecutor, SlurmJob
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from engine.params import GridSettings
+from pipeline.grid.states import GridError
 
 # States in which SLURM may still run the job (again), beyond those submitit already waits for
 WAITING = {"REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT", "SUSPENDED", "STOPPED"}
@@ -105,6 +107,8 @@ def slurm_parameters(settings: GridSettings) -> dict[str, Any]:
 
 
 def make_slurm_executor(settings: GridSettings, folder: Path) -> GridSlurmExecutor:
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
+        raise GridError("executor slurm: sbatch or srun not found (not on a SLURM cluster's login node?)")
     executor = GridSlurmExecutor(folder=folder)
     executor.update_parameters(**slurm_parameters(settings))
     return executor
