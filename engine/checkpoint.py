@@ -14,6 +14,7 @@ torch is imported inside the functions, so that importing this module (``Checkpo
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from core.fsutil import atomic_open
 
 if TYPE_CHECKING:
     import torch
+
+    from engine.params import TrainConfig
 
 CHECKPOINT_FORMAT = "dyglbench-checkpoint-v2"
 LEGACY_FORMATS = ("dyglbench-checkpoint-v1",)  # full training states; readable as models
@@ -84,11 +87,16 @@ def non_finite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
 
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A CPU, fp32, contiguous copy of ``model``'s state dict (the module itself, never a compiled or
-    DistributedDataParallel wrapper: no ``_orig_mod.``/``module.`` prefixes)."""
-    state = {}
+    DistributedDataParallel wrapper: no ``_orig_mod.``/``module.`` prefixes). A tensor the state dict lists under
+    several names (a module registered twice, e.g. nnU-Net's ``conv`` and ``all_modules.0``) is copied once and
+    shared, so that ``torch.save`` writes it once."""
+    state, copies = {}, {}
     for key, value in model.state_dict().items():
-        value = value.detach().to("cpu", copy=True)
-        state[key] = (value.float() if value.is_floating_point() else value).contiguous()
+        same = (value.data_ptr(), value.dtype, tuple(value.shape), tuple(value.stride()))
+        if same not in copies:
+            copy = value.detach().to("cpu", copy=True)
+            copies[same] = (copy.float() if copy.is_floating_point() else copy).contiguous()
+        state[key] = copies[same]
     return state
 
 
@@ -106,3 +114,10 @@ def state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
         if items:
             parts.append(f"{len(items)} tensor(s) {label} (e.g. {items[0]})")
     return "; ".join(parts)
+
+
+def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
+    """best.pt: what evaluation and prediction need, and nothing else."""
+    best_dice = None if best["val_dice"] == -math.inf else round(best["val_dice"], 4)  # percent
+    state = {"model": weights, "config": cfg.model_dump(), "epoch": best["epoch"], "best_val_dice": best_dice}
+    save_checkpoint(path, state, kind="model")

@@ -223,6 +223,8 @@ class SlurmSettings(Section):
     constraint: str | None = None
     setup: list[str] = Field(default_factory=list)  # shell lines before the job, e.g. "module load cuda"
     sbatch: dict[str, str | int] = Field(default_factory=dict)  # any other sbatch option: {mail-type: FAIL}
+    # SIGUSR2 this many seconds before the time limit: the training saves resume.pt, submitit requeues the job
+    signal_delay_s: int = Field(120, ge=10)
 
 
 class GridSettings(Section):

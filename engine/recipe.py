@@ -1,8 +1,13 @@
-"""The training recipe's pieces shared by every model: the loss and the learning-rate schedule."""
+"""The training recipe's pieces shared by every model: the loss, the learning-rate schedule, the optimiser."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn as nn
+
+if TYPE_CHECKING:
+    from engine.params import TrainConfig
 
 
 class BceDiceLoss(nn.Module):
@@ -27,3 +32,21 @@ def warmup_poly_factor(step: int, total_steps: int, warmup_steps: int, power: fl
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return max(0.0, 1.0 - progress) ** power
+
+
+def optimisation(model, cfg: TrainConfig, steps_per_epoch: int, device, amp_dtype):
+    """The recipe's loss, AdamW, warm-up + poly schedule (per step) and gradient scaler."""
+    import torch
+
+    criterion = BceDiceLoss(cfg.bce_weight, cfg.dice_weight, cfg.dice_smooth)
+    # fused: one kernel for all parameters; on CUDA the GradScaler step then needs no host sync
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=True
+    )
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = round(cfg.warmup_epochs * min(1.0, cfg.epochs / cfg.reference_epochs) * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_poly_factor(step, total_steps, warmup_steps, cfg.poly_power)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return criterion, optimizer, scheduler, scaler

@@ -1,5 +1,5 @@
-"""The files of a training run's folder (``best.pt``, ``log.csv``) and its resume protocol: a preempted run
-continues bit for bit from ``OUT/resume.pt``.
+"""The resume protocol of a training run: a preempted run continues bit for bit from ``OUT/resume.pt``; and the
+run's summary (``train.json``).
 
 - Before any training, :func:`open_run_folder` decides (on rank 0, for every process) whether to continue: a
   resume.pt saved with the same data, model, recipe, number of processes and precision
@@ -14,24 +14,20 @@ continues bit for bit from ``OUT/resume.pt``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.fsutil import atomic_write_bytes
 from engine.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from engine.distributed import from_rank0
 
 if TYPE_CHECKING:
     from engine.params import TrainConfig
 
-RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json")  # what a run writes into its folder
-LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_dice", "val_dice", "val_loss", "seconds"]
+RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json", "progress.json")  # what a run writes into its folder
 
 
 @dataclass
@@ -123,7 +119,7 @@ def open_run_folder(out: Path, fingerprint: dict, required: bool, is_main: bool)
             decision = (False, str(err))
         if decision[1] is None:
             if not resuming:
-                for name in ("best.pt", "log.csv", "train.json"):
+                for name in ("best.pt", "log.csv", "train.json", "progress.json"):
                     (out / name).unlink(missing_ok=True)
             print(message, flush=True)
     resuming, refusal = from_rank0(decision)
@@ -178,22 +174,6 @@ def save_resume(
     progress.saved_epoch = progress.epochs_done
 
 
-def save_best(path: Path, weights: dict, cfg: TrainConfig, best: dict) -> None:
-    """best.pt: what evaluation and prediction need, and nothing else."""
-    best_dice = None if best["val_dice"] == -math.inf else round(best["val_dice"], 4)  # percent
-    state = {"model": weights, "config": cfg.model_dump(), "epoch": best["epoch"], "best_val_dice": best_dice}
-    save_checkpoint(path, state, kind="model")
-
-
-def write_log(path: Path, rows: list[dict]) -> None:
-    """log.csv: one row per epoch (Dice in percent), written atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def kept_files(out: Path, progress: Progress) -> str:
     """What of this run is still on disk, for an error message."""
     kept = []
@@ -205,10 +185,18 @@ def kept_files(out: Path, progress: Progress) -> str:
 
 
 def run_summary(
-    cfg: TrainConfig, progress: Progress, no_val: bool, device: str, world: int, precision: str, weights: dict
+    cfg: TrainConfig,
+    progress: Progress,
+    no_val: bool,
+    device: str,
+    world: int,
+    precision: str,
+    weights: dict,
+    resumed: list[dict] | None = None,
 ) -> dict:
-    """train.json: the run's settings, best epoch, totals, device, and ``weights``: what each backbone started
-    from (:func:`models.pretrained.loaded_weights`; empty when the model trained from scratch)."""
+    """train.json: the run's settings, best epoch, totals, device, ``weights`` (what each backbone started from:
+    :func:`models.pretrained.loaded_weights`; empty when the model trained from scratch) and, for a run that was
+    interrupted and continued, ``resumed`` (:func:`engine.progress.resumption`)."""
     log, totals, best = progress.log, progress.totals, progress.best
     return {
         "model": cfg.model,
@@ -227,4 +215,5 @@ def run_summary(
         "world_size": world,
         "precision": precision,
         "weights": weights,
+        **({"resumed": resumed} if resumed else {}),
     }

@@ -15,16 +15,19 @@ autocast on a CPU with native bf16 (fp32 otherwise); AdamW's fused kernel.
 ``--batch-size`` is the global batch: under torchrun each of N processes gets batch/N.
 
 Outputs in ``--out``:
-  best.pt     the model to evaluate: fp32 weights of the epoch with the best validation Dice (of the
-              last epoch without a validation split), the config, the epoch
-  resume.pt   the full training state, every ``checkpoint_every`` epochs while the run is unfinished;
-              deleted when it finishes
-  log.csv     one row per epoch (Dice in percent)
-  train.json  the summary (Dice in percent, optimiser steps, device, time, images/s, and the pretrained
-              weights each backbone started from: ``weights``, empty when trained from scratch)
+  best.pt        the model to evaluate: fp32 weights of the epoch with the best validation Dice (of the
+                 last epoch without a validation split), the config, the epoch
+  resume.pt      the full training state, every ``checkpoint_every`` epochs while the run is unfinished;
+                 deleted when it finishes
+  log.csv        one row per epoch (Dice in percent)
+  train.json     the summary (Dice in percent, optimiser steps, device, time, images/s; ``weights``: the
+                 pretrained weights each backbone started from, empty when trained from scratch; ``resumed``:
+                 the interruptions of a run that continued from resume.pt, with the epochs each lost)
+  progress.json  while the run is unfinished: its epoch, seconds and validation Dice (engine.progress)
 
-Preemption: run the same command again. It continues from resume.pt when that was saved with the same
-data, model and recipe, and otherwise sets it aside (resume.pt.stale) and starts from scratch.
+Preemption: SIGTERM or SIGUSR2 ends the run after the epoch in progress, with resume.pt saved (exit status
+128 + the signal's number). Run the same command again: it continues from resume.pt when that was saved with
+the same data, model and recipe, and otherwise sets it aside (resume.pt.stale) and starts from scratch.
 ``--resume`` insists on continuing: a missing or different resume.pt is then an error.
 """
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +45,7 @@ from core.cli import run
 from core.errors import UserError
 from engine.distributed import all_reduce, world_size
 from engine.params import TrainConfig, load_params
-from engine.resume import LOG_COLUMNS, save_best, write_log  # noqa: F401 (LOG_COLUMNS: the log's header)
+from engine.progress import LOG_COLUMNS, Stopped, write_log  # noqa: F401 - LOG_COLUMNS: log.csv's columns
 
 if TYPE_CHECKING:
     import torch
@@ -211,26 +215,6 @@ def train_one_epoch(
 # ----------------------------------------------------------------------------------------------
 
 
-def optimisation(model, cfg: TrainConfig, steps_per_epoch: int, device, amp_dtype):
-    """The recipe's loss, AdamW, warm-up + poly schedule (per step) and gradient scaler."""
-    import torch
-
-    from engine.recipe import BceDiceLoss, warmup_poly_factor
-
-    criterion = BceDiceLoss(cfg.bce_weight, cfg.dice_weight, cfg.dice_smooth)
-    # fused: one kernel for all parameters; on CUDA the GradScaler step then needs no host sync
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=True
-    )
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * min(1.0, cfg.epochs / cfg.reference_epochs) * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_poly_factor(step, total_steps, warmup_steps, cfg.poly_power)
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return criterion, optimizer, scheduler, scaler
-
-
 def divergence(model, val_dice, val_loss, epoch: int) -> str | None:
     """Why the weights after ``epoch`` cannot be kept (non-finite validation loss, Dice or weights), else None."""
     from engine.checkpoint import non_finite_tensors
@@ -249,8 +233,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Run, or continue, training; returns the summary written to ``train.json``.
 
     Without ``resume`` an existing ``OUT/resume.pt`` saved with the same settings is continued (and a
-    different one set aside); with ``resume`` it must exist and match.
+    different one set aside); with ``resume`` it must exist and match. SIGTERM or SIGUSR2 ends the run after
+    the epoch in progress with resume.pt saved: :class:`engine.progress.Stopped`.
     """
+    from engine.progress import StopSignals
+
+    with StopSignals() as stop:
+        return _train(cfg, resume, stop)
+
+
+def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
     import torch
     import torch.nn as nn
     from torch.nn.parallel import DistributedDataParallel
@@ -258,9 +250,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     from core.fsutil import atomic_write_json
     from engine import distributed as dist
+    from engine import progress as pg
     from engine import resume as rs
     from engine.build import check_input_size, check_model_runs, model_from_entry
-    from engine.checkpoint import model_state
+    from engine.checkpoint import model_state, save_best
+    from engine.recipe import optimisation
     from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
     from models.pretrained import loaded_weights
 
@@ -276,8 +270,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     seed_everything(cfg.seed)
     train_loader, val_loader, sampler = make_loaders(cfg, split, rank, world, device)
     model = model_from_entry(cfg.model, cfg.builder, cfg.model_kwargs).to(device)
-    weights = loaded_weights(model)  # what the backbones started from; before any wrapping
     check_model_runs(model, cfg.builder, cfg.img_size, device)
+    weights = loaded_weights(model)  # what the backbones started from; before any wrapping
 
     # Every check has passed: only now is the run folder touched
     precision = {torch.float16: "fp16-amp", torch.bfloat16: "bf16-amp"}.get(amp_dtype, "fp32")
@@ -298,12 +292,17 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         net = torch.compile(net)
     steps_per_epoch = len(train_loader)
     criterion, optimizer, scheduler, scaler = optimisation(model, cfg, steps_per_epoch, device, amp_dtype)
-    progress = rs.Progress()
+    progress, resumed = rs.Progress(), []
     if resuming:
         progress = rs.restore(out / "resume.pt", rank, model, optimizer, scheduler, scaler)
         if is_main and progress.best["epoch"]:  # `dvc repro` deletes best.pt before rerunning a stage, and a
             # killed run may have written a later one: best.pt is made the best of the epochs resume.pt has done
             save_best(out / "best.pt", progress.best_weights, cfg, progress.best)
+        if is_main:
+            resumed = pg.resumption(out, progress.log)
+            if resumed[-1]["lost_epochs"]:
+                print(f"lost since the checkpoint: {resumed[-1]['lost_epochs']} epoch(s) trained", flush=True)
+            pg.write_progress(out, cfg.epochs, progress.log, progress.saved_epoch, resumed)
 
     no_val = len(val_loader.dataset) == 0
     bar_enabled = is_main and interactive()
@@ -334,7 +333,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         for key in ("steps", "images"):
             progress.totals[key] += stats[key]
         progress.totals["train_seconds"] += train_seconds
-        save_resume = (epoch + 1) % cfg.checkpoint_every == 0 and epoch + 1 < cfg.epochs
+        stopping = bool(all_reduce(torch.tensor(int(stop.received is not None), device=device)))  # any process
+        save_resume = ((epoch + 1) % cfg.checkpoint_every == 0 or stopping) and epoch + 1 < cfg.epochs
         rngs = dist.gather_rng_states(world) if save_resume else None  # a collective: every process
         if is_main:
             improved = no_val or val_dice > progress.best["val_dice"]  # without validation the last epoch is kept
@@ -357,6 +357,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     out / "resume.pt", progress, improved, model, optimizer, scheduler, scaler, rngs, cfg, fingerprint
                 )
             write_log(out / "log.csv", progress.log)
+            pg.write_progress(out, cfg.epochs, progress.log, progress.saved_epoch, resumed)
             val_text = "" if no_val else f" val_dice {val_dice:.2f}% val_loss {val_loss:.4f}"
             print(
                 f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.2e} loss {row['train_loss']:.4f} "
@@ -366,11 +367,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         elif save_resume:
             progress.saved_epoch = epoch + 1
         dist.barrier()
+        if save_resume and stopping:  # asked to stop (SIGTERM, SIGUSR2), resume.pt saved: end here
+            raise Stopped(stop.received or signal.SIGTERM, epoch + 1, cfg.epochs)
 
-    summary = rs.run_summary(cfg, progress, no_val, device_name(device), world, precision, weights)
+    summary = rs.run_summary(cfg, progress, no_val, device_name(device), world, precision, weights, resumed)
     if is_main:
         atomic_write_json(out / "train.json", summary)
         (out / "resume.pt").unlink(missing_ok=True)  # finished: best.pt, log.csv and train.json are the run
+        pg.remove_progress(out)
     dist.shutdown()
     return summary
 
@@ -414,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         channels_last=args.channels_last,
         checkpoint_every=args.checkpoint_every,
     )
-    train(cfg, resume=args.resume)
+    try:
+        train(cfg, resume=args.resume)
+    except Stopped as stopped:
+        print(stopped, flush=True)
+        return stopped.exit_code
     return 0
 
 

@@ -74,3 +74,23 @@ def test_a_run_with_a_pretrained_file_evaluates_after_the_file_is_gone(tmp_path)
     model, cfg = model_from_checkpoint(path, "cpu")
     assert cfg["model_kwargs"]["pretrained_file"] == str(encoder_file)
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+
+
+def test_a_module_registered_twice_is_saved_once(tmp_path):
+    """nnU-Net's blocks list each convolution as ``conv`` and as ``all_modules.0``: one tensor, two names."""
+    import io
+
+    conv = torch.nn.Conv2d(64, 64, 3)
+    model = torch.nn.Module()
+    model.conv, model.all_modules = conv, torch.nn.Sequential(conv, torch.nn.BatchNorm2d(64))
+    state = model_state(model)
+    assert set(state) == set(model.state_dict()) and state["conv.weight"] is state["all_modules.0.weight"]
+    one = io.BytesIO()
+    torch.save(model_state(conv), one)
+    save_checkpoint(tmp_path / "best.pt", {"model": state}, kind="model")
+    assert (tmp_path / "best.pt").stat().st_size < len(one.getvalue()) + 10_000  # not twice the weights
+    loaded = torch.nn.Module()
+    loaded.conv = torch.nn.Conv2d(64, 64, 3)
+    loaded.all_modules = torch.nn.Sequential(loaded.conv, torch.nn.BatchNorm2d(64))
+    loaded.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    assert torch.equal(loaded.conv.weight, conv.weight)

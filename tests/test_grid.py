@@ -18,14 +18,8 @@ import yaml
 
 from engine.params import ParamsError
 from pipeline.grid import Grid, epoch_progress, main
-from pipeline.grid.executors import (
-    GridSettings,
-    cpu_count,
-    load_grid_settings,
-    make_executor,
-    plan_slots,
-    sbatch_script,
-)
+from pipeline.grid.executors import GridSettings, cpu_count, load_grid_settings, plan_slots
+from pipeline.grid.slurm import sbatch_script
 
 STEP = """
 import json, os, pathlib, sys, time
@@ -156,7 +150,7 @@ def test_slurm_job_script_is_submitits_sbatch_file(tmp_path):
             },
         }
     )
-    script = sbatch_script(make_executor(settings, tmp_path / "submitit", preview=True))
+    script = sbatch_script(settings, tmp_path / "submitit")
     for line in [
         "#SBATCH --partition=gpu",
         "#SBATCH --time=240",
@@ -165,18 +159,29 @@ def test_slurm_job_script_is_submitits_sbatch_file(tmp_path):
         "#SBATCH --mem=49152MB",
         "#SBATCH --account=proj1",
         "#SBATCH --mail-type=FAIL",
+        "#SBATCH --requeue",  # preempted or timed-out jobs come back
+        "#SBATCH --signal=USR2@120",  # ahead of the time limit: the training saves, submitit requeues
         "module load cuda/12.4\nsource .venv/bin/activate",
     ]:
         assert line in script, line
     assert f"{sys.executable} -u -m submitit.core._submit {tmp_path / 'submitit'}" in script
 
 
-def test_epoch_and_eta_come_from_the_training_log(tmp_path):
-    log, csv_file = tmp_path / "train.log", tmp_path / "log.csv"
-    log.write_text("> python -m pipeline.train\nepoch 1/10 lr 1e-3 loss 0.9\nepoch 2/10 lr 1e-3 loss 0.8\n")
-    csv_file.write_text("epoch,lr,seconds\n1,0.001,30.0\n2,0.001,10.0\n")
-    assert epoch_progress(log, csv_file, started=None) == "epoch 2/10, ETA 2:40"  # 8 epochs x 20 s
-    assert epoch_progress(tmp_path / "absent.log", None, None) == "starting"
+def test_epoch_and_eta_come_from_the_progress_file_of_the_training(tmp_path):
+    from engine.progress import write_progress
+
+    log = tmp_path / "train.log"
+    log.write_text("> python -m pipeline.train\n")
+    rows = [{"epoch": 1, "seconds": 30.0, "val_dice": 40.0}, {"epoch": 2, "seconds": 10.0, "val_dice": 45.25}]
+    started = time.time()
+    assert epoch_progress(None, log, started).startswith("running ")
+    write_progress(tmp_path, 10, rows, resume_epoch=2, resumed=[])
+    # 8 epochs x the mean 20 s
+    assert epoch_progress(tmp_path / "progress.json", log, started) == "epoch 2/10, val Dice 45.25 %, ETA 2:40"
+    assert epoch_progress(tmp_path / "progress.json", log, started + 60).startswith("running")  # an earlier run's
+    write_progress(tmp_path, 10, rows, resume_epoch=2, resumed=[{"from_epoch": 1, "lost_epochs": 3}])
+    assert epoch_progress(tmp_path / "progress.json", log, started).endswith("resumed 1x (3 epochs lost)")
+    assert epoch_progress(None, tmp_path / "absent.log", None) == "starting"
 
 
 # ------------------------------------------------------------------------------------- the grid

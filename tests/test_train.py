@@ -188,9 +188,9 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path, make_pre
     """A training process killed with SIGKILL after it wrote resume.pt; the same command again continues
     from it and ends with best.pt bit-identical to an uninterrupted run's (CPU, no workers, selection
     last: best.pt is the last epoch). A temporary file planted as if a checkpoint write had been killed
-    is removed and trips nothing."""
+    is removed and trips nothing. The epochs trained after resume.pt and lost are recorded in train.json."""
     data = make_prepared(tmp_path / "noval", empty_val=True)
-    _params_file(tmp_path, epochs=4)
+    _params_file(tmp_path, epochs=4, checkpoint_every=2)  # resume.pt after epoch 2
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "pipeline.train", "--data", str(data), "--model", "dyglnet", "--out", str(out)]
     cmd += ["--seed", "3"]
@@ -204,26 +204,80 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path, make_pre
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     epochs_done = load_checkpoint(out / "resume.pt")["epoch"]
-    assert 1 <= epochs_done < 4
+    assert epochs_done == 2
+    # progress.json is written after resume.pt: epoch 1 if the kill came between the two, 3 if epoch 3 ended before
+    reached = max(2, json.loads((out / "progress.json").read_text())["epoch"])
     (out / ".resume.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
     (out / ".best.pt.a1b2c3.tmp").write_bytes(b"half a checkpoint")
 
     rerun = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming {out} from resume.pt after epoch {epochs_done} of 4" in rerun.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "log.csv", "train.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "log.csv", "train.json"]  # progress.json gone
+    (resumed,) = json.loads((out / "train.json").read_text())["resumed"]
+    assert (resumed["from_epoch"], resumed["lost_epochs"]) == (2, reached - 2)
 
-    monkeypatch.chdir(tmp_path)  # the same params.yaml, in this process, one thread as the subprocesses
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = TrainConfig.from_params(data=str(data), model="dyglnet", out=str(tmp_path / "full"), seed=3)
-        train(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    _uninterrupted(tmp_path, data, monkeypatch)
     same_weights(tmp_path / "full" / "best.pt", out / "best.pt")
     assert load_checkpoint(out / "best.pt")["epoch"] == 4
     assert len(read_log(out / "log.csv")) == 4
+
+
+def _uninterrupted(folder: Path, data: Path, monkeypatch) -> None:
+    """FOLDER/full: the run of FOLDER/params.yaml (seed 3) in this process, on one thread as the subprocesses."""
+    monkeypatch.chdir(folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig.from_params(data=str(data), model="dyglnet", out=str(folder / "full"), seed=3))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_epoch_saves_resume_pt_and_the_rerun_matches(tmp_path, make_prepared, monkeypatch):
+    """SIGTERM (what SLURM sends a job it cancels, requeues or preempts) during epoch 2 of 4, with no periodic
+    resume.pt: the run ends that epoch, saves resume.pt and exits with 143; a second SIGTERM changes nothing. The
+    rerun continues from that epoch, loses none, and ends as an uninterrupted run."""
+    data = make_prepared(tmp_path / "noval", empty_val=True)
+    _params_file(tmp_path, epochs=4, checkpoint_every=100)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pipeline.train", "--data", str(data), "--model", "dyglnet", "--out", str(out)]
+    cmd += ["--seed", "3"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "progress.json").exists():  # after epoch 1
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no progress.json within 300 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    stopped = load_checkpoint(out / "resume.pt")["epoch"]
+    assert 1 <= stopped < 4 and f"SIGTERM: stopped after epoch {stopped} of 4; resume.pt holds it" in stdout
+    progress = json.loads((out / "progress.json").read_text())
+    assert (progress["epoch"], progress["epochs"], progress["resume_epoch"]) == (stopped, 4, stopped)
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    (resumed,) = json.loads((out / "train.json").read_text())["resumed"]
+    assert (resumed["from_epoch"], resumed["lost_epochs"], resumed["lost_seconds"]) == (stopped, 0, 0.0)
+    _uninterrupted(tmp_path, data, monkeypatch)
+    same_weights(tmp_path / "full" / "best.pt", out / "best.pt")
+
+
+def test_resumption_counts_the_epochs_trained_after_the_checkpoint(tmp_path):
+    from engine.progress import read_progress, resumption, write_progress
+
+    rows = [{"epoch": e, "seconds": 2.0, "val_dice": 50.0} for e in range(1, 6)]
+    earlier = [{"time": 1.0, "from_epoch": 1, "lost_epochs": 0, "lost_seconds": 0.0}]
+    write_progress(tmp_path, 10, rows, resume_epoch=3, resumed=earlier)  # killed after epoch 5, resume.pt at 3
+    assert read_progress(tmp_path)["trained_seconds"] == 10.0
+    history = resumption(tmp_path, rows[:3])
+    assert history[0] == earlier[0] and len(history) == 2
+    assert (history[1]["from_epoch"], history[1]["lost_epochs"], history[1]["lost_seconds"]) == (3, 2, 4.0)
+    assert resumption(tmp_path / "absent", rows[:3])[0]["lost_epochs"] == 0
 
 
 def test_huge_learning_rate_stops_before_anything_is_saved(tiny_prepared, tmp_path):

@@ -21,13 +21,17 @@ lock. DVC rewrites dvc.lock in place, so each commit is journalled first (a copy
 stage names under ``.dvc/tmp/grid/``): a grid killed during a commit is rolled back and the commit
 redone by the next run. A failed job leaves its stages (and what depends on them) out of date; the
 command lists the failures with the ends of their logs and exits with status 1. A killed grid's jobs
-notice that its heartbeat stopped and end their commands; the next run goes on with what is left.
+notice that its heartbeat stopped and end their commands; the next run goes on with what is left. A job that
+SLURM requeues or preempts (or submitit requeues ahead of its time limit) is waited for: it restarts with its
+first unfinished stage, and a training continues from its resume.pt; the summary counts the requeues and the
+epochs they lost.
 
 
 The package, by concept: ``dvcrepo`` (the DVC adapter: plan, changed stages, run cache, journalled commits),
 ``scheduler`` (which job next, where, with how many cores), ``lifecycle`` and ``jobs`` (a job from submission to
-its end; ``jobs`` is what runs inside it), ``executors`` (submitit's local, SLURM and debug executors),
-``monitor`` (progress, summary) and ``coordinator`` (the loop and the command line).
+its end; ``jobs`` is what runs inside it), ``executors`` (submitit's local, SLURM and debug executors), ``slurm``
+(sbatch options, job states with or without SLURM accounting, the sbatch file), ``monitor`` (progress from each
+training's progress.json, summary) and ``coordinator`` (the loop and the command line).
 """
 
 from pipeline.grid.coordinator import Grid, dry_run, main

@@ -22,7 +22,7 @@ from core.errors import UserError
 from core.fsutil import atomic_write_text
 from engine.params import GridSettings
 from pipeline.grid.dvcrepo import DvcAccess, Journal
-from pipeline.grid.executors import Slot, load_grid_settings, make_executor, plan_slots, sbatch_script
+from pipeline.grid.executors import Slot, load_grid_settings, make_executor, plan_slots
 from pipeline.grid.jobs import terminate_tree
 from pipeline.grid.lifecycle import Heartbeat, JobLifecycle
 from pipeline.grid.monitor import Monitoring, Outcome
@@ -170,6 +170,13 @@ class Grid(DvcAccess, Scheduling, JobLifecycle, Monitoring):
         )
         self.say(f"logs: {self.run_dir.relative_to(self.root) / 'logs'}")
         executor = make_executor(settings, self.run_dir / "submitit")
+        if settings.executor == "slurm":
+            from pipeline.grid.slurm import JobStates, accounting_problem
+
+            problem = accounting_problem()
+            JobStates.use_squeue = problem is not None
+            if problem:
+                self.say(f"no SLURM accounting ({problem}): job states come from squeue and the jobs' result files")
         last_progress = time.monotonic()
         cancelled = False
         while True:
@@ -197,12 +204,18 @@ class Grid(DvcAccess, Scheduling, JobLifecycle, Monitoring):
                 for i, log in enumerate(chain.logs):
                     if i not in chain.seen and log.exists():
                         chain.seen[i] = time.time()
+                        if i == 0:
+                            self.save_active()  # the job has started: its pid is in its record
             for chain in [c for c in self.running if c.job.done()]:
                 self.running.remove(chain)
                 free.append(chain.slot)
                 free.extend(chain.extra_slots)
                 self.finish(chain)
                 self.dirty = True
+            if self.interrupted and cancelled:
+                for chain in self.running:  # a local job that had not started when the others were stopped
+                    if not chain.cancel_sent:
+                        self.cancel(chain)
             if self.interrupted and not cancelled:
                 cancelled = True
                 for chain in self.queue:
@@ -225,9 +238,9 @@ class Grid(DvcAccess, Scheduling, JobLifecycle, Monitoring):
                 self.dirty = True
             if cancelled and time.monotonic() > deadline:
                 for chain in self.running:
-                    proc = getattr(chain.job, "_process", None)
-                    if proc is not None:
-                        terminate_tree(proc)
+                    pid = self.job_process(chain)
+                    if pid is not None:
+                        terminate_tree(pid)
                 deadline = float("inf")
             if time.monotonic() - last_progress > settings.progress_s and self.running:
                 self.progress()
@@ -270,7 +283,9 @@ def _dry_run(grid: Grid, out: TextIO) -> None:
         slots = plan_slots(settings)
         print(f"executor local, {describe_local(settings, slots)}", file=out)
     elif settings.executor == "slurm":
-        script = sbatch_script(make_executor(settings, grid.run_dir / "submitit", preview=True))
+        from pipeline.grid.slurm import sbatch_script
+
+        script = sbatch_script(settings, grid.run_dir / "submitit")
         print(f"executor slurm, {settings.jobs or SLURM_DEFAULT_JOBS} jobs at once; each job's sbatch file:", file=out)
         print(script, file=out)
     else:

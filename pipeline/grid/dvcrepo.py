@@ -98,6 +98,22 @@ def dice_of(stages: list[Any]) -> float | None:
     return None
 
 
+def lost_epochs_of(stages: list[Any], since: float) -> int:
+    """Epochs a training lost to interruptions after ``since`` (the ``resumed`` list of its ``train.json``)."""
+    lost = 0
+    for stage in stages:
+        for out in stage.outs:
+            path = Path(str(getattr(out, "fs_path", "") or ""))
+            if path.name != "train.json" or not path.is_file():
+                continue
+            try:
+                resumed = json.loads(path.read_text(encoding="utf-8")).get("resumed") or []
+                lost += sum(int(r["lost_epochs"]) for r in resumed if float(r["time"]) >= since)
+            except (OSError, ValueError, AttributeError, KeyError, TypeError):
+                continue
+    return lost
+
+
 class DvcAccess:
     """The coordinator's DVC side (a part of :class:`pipeline.grid.coordinator.Grid`): uses ``self.repo``,
     ``self.root``, ``self.targets``, ``self.settings``, ``self.journal`` and ``self.state``; sets the plan

@@ -10,7 +10,8 @@ executor:
 - ``slurm``: one sbatch job per chain (partition, time, GPUs, memory and set-up lines from ``grid.slurm``).
 - ``debug``: submitit's in-process executor (one job at a time, in the coordinating process).
 
-Every executor runs the same function, :func:`pipeline.grid.jobs.run_chain`.
+Every executor runs the same callable, :class:`pipeline.grid.jobs.ChainRunner`. The SLURM specifics (sbatch
+options, job states without accounting, the sbatch file) are in :mod:`pipeline.grid.slurm`.
 """
 
 from __future__ import annotations
@@ -109,12 +110,8 @@ def thread_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
-def make_executor(settings: GridSettings, folder: Path, preview: bool = False):
-    """A submitit executor for ``settings.executor``; jobs write their submitit files under ``folder``.
-
-    ``preview``: a SLURM executor that works where SLURM is not installed, to show its sbatch file
-    (:func:`sbatch_script`); it is submitit's own executor with only the check for ``srun`` left out.
-    """
+def make_executor(settings: GridSettings, folder: Path):
+    """A submitit executor for ``settings.executor``; jobs write their submitit files under ``folder``."""
     import submitit
 
     if settings.executor == "debug":
@@ -124,40 +121,6 @@ def make_executor(settings: GridSettings, folder: Path, preview: bool = False):
         # a week: the local controller's default time limit (2 minutes) is for tests, not training runs
         executor.update_parameters(timeout_min=7 * 24 * 60)
         return executor
-    s = settings.slurm
-    if preview:
+    from pipeline.grid.slurm import make_slurm_executor
 
-        class PreviewSlurmExecutor(submitit.SlurmExecutor):
-            @classmethod
-            def affinity(cls) -> int:
-                return 1
-
-        executor = PreviewSlurmExecutor(folder=folder)
-    else:
-        executor = submitit.SlurmExecutor(folder=folder)
-    params: dict[str, Any] = {
-        "job_name": "dyglbench-grid",
-        "time": s.time_min,
-        "nodes": 1,
-        "ntasks_per_node": 1,
-        "cpus_per_task": s.cpus_per_job,
-        "setup": list(s.setup),
-        "stderr_to_stdout": True,
-        "signal_delay_s": 120,
-    }
-    if s.gpus_per_job:
-        params["gpus_per_node"] = s.gpus_per_job
-    for key in ("partition", "account", "qos", "constraint"):
-        if getattr(s, key) is not None:
-            params[key] = getattr(s, key)
-    if s.mem_gb is not None:
-        params["mem"] = f"{int(s.mem_gb * 1024)}MB"
-    if s.sbatch:
-        params["additional_parameters"] = {k.replace("-", "_"): v for k, v in s.sbatch.items()}
-    executor.update_parameters(**params)
-    return executor
-
-
-def sbatch_script(executor) -> str:
-    """The sbatch file submitit writes for each job of a SLURM executor (for ``--dry-run`` and tests)."""
-    return executor._make_submission_file_text(executor._submitit_command_str, uid="<job>")
+    return make_slurm_executor(settings, folder)

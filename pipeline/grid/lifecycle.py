@@ -1,6 +1,10 @@
 """A job's life as the coordinator sees it: submitted to a submitit executor (:mod:`pipeline.grid.executors`),
-kept alive by the coordinator's heartbeat, collected when done, stopped when the grid is interrupted, and stopped
-by the next grid when this one was killed."""
+kept alive by the coordinator's heartbeat, waited for while SLURM requeues it, collected when done, stopped when
+the grid is interrupted, and stopped by the next grid when this one was killed.
+
+What the coordinator knows of a running job comes from submitit's public API (``job.done()``, ``job.state``,
+``job.paths``, ``job.cancel()``) and from the job's own record (:func:`pipeline.grid.jobs.read_record`: its
+attempts, its process id)."""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.fsutil import atomic_write_text
-from pipeline.grid.dvcrepo import dice_of
+from pipeline.grid.dvcrepo import dice_of, lost_epochs_of
 from pipeline.grid.executors import Slot, cpu_count, thread_env
-from pipeline.grid.jobs import ChainJob, StageCommand, terminate_tree
+from pipeline.grid.jobs import ChainJob, ChainRunner, StageCommand, read_record, terminate_tree
 from pipeline.grid.monitor import fmt_s, tail, user_error_line
 from pipeline.grid.scheduler import Chain
 from pipeline.grid.states import BLOCKED, CANCELLED, DONE, FAILED
@@ -70,11 +74,13 @@ class JobLifecycle:
             heartbeat=str(self.grid_dir / "heartbeat"),
             run_id=self.run_id,
             orphan_timeout_s=self.settings.orphan_timeout_s,
+            record=str(chain.record),
+            # a stopped training ends its epoch and saves: on SLURM until the time limit is near (SIGUSR2) or SLURM
+            # kills it (KillWait after SIGTERM); a cancelled local job, a few seconds
+            stop_grace_s=max(10, self.settings.slurm.signal_delay_s - 30) if self.settings.executor == "slurm" else 5,
         )
 
     def submit(self, executor, chain: Chain, slot: Slot | None) -> None:
-        from pipeline.grid.jobs import run_chain
-
         if self.settings.executor == "local" and slot is not None:
             gpus = (slot.gpu,) if slot.gpu is not None else ()
             executor.update_parameters(visible_gpus=gpus, gpus_per_node=len(gpus))
@@ -91,11 +97,11 @@ class JobLifecycle:
             # cancels the jobs with SIGTERM
             old = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                chain.job = executor.submit(run_chain, job)
+                chain.job = executor.submit(ChainRunner(job))
             finally:
                 signal.signal(signal.SIGINT, old)
         else:
-            chain.job = executor.submit(run_chain, job)
+            chain.job = executor.submit(ChainRunner(job))
         self.running.append(chain)
         where = slot.describe() if slot is not None else f"slurm job {chain.job.job_id}"
         chain.where = where
@@ -105,7 +111,13 @@ class JobLifecycle:
     def finish(self, chain: Chain) -> None:
         """Collect a finished job: commit what succeeded, mark the rest failed or blocked."""
         job = chain.job
-        if self.settings.executor == "local" and not job.paths.result_pickle.exists():
+        chain.requeues = max(0, len(read_record(chain.record)["attempts"]) - 1)
+        ended_outside = None  # SLURM's state of a job that ended without a result
+        if self.settings.executor == "slurm" and job.state != "COMPLETED" and not job.paths.result_pickle.exists():
+            ended_outside = job.get_info(mode="cache").get("SlurmState") or job.state
+            chain.crash = f"SLURM ended the job ({ended_outside}) without a result; its output:\n"
+            chain.crash += tail(job.paths.stdout)
+        elif self.settings.executor == "local" and not job.paths.result_pickle.exists():
             # the job process died without a result (killed): submitit would wait for one
             chain.crash = f"the job process ended without a result; its stderr:\n{tail(job.paths.stderr)}"
         else:
@@ -128,7 +140,8 @@ class JobLifecycle:
                 continue
             rc = res.stages[i].returncode if res else None
             if stage.addressing in errors or (rc is not None and rc != 0) or (not failed_here and rc is None):
-                stopped = self.interrupted or (res is not None and (res.stopped or "").startswith("cancelled"))
+                stopped = self.interrupted or (ended_outside or "").startswith("CANCELLED")
+                stopped = stopped or (res is not None and (res.stopped or "").startswith("cancelled"))
                 self.state[stage] = CANCELLED if stopped and stage.addressing not in errors else FAILED
                 failed_here = True
             else:
@@ -136,6 +149,7 @@ class JobLifecycle:
         states = {self.state[s] for s in chain.stages}
         chain.status = FAILED if FAILED in states else CANCELLED if CANCELLED in states else DONE
         chain.errors = errors
+        chain.lost_epochs = lost_epochs_of(chain.stages, chain.submitted or 0.0)
         if chain.status == DONE:
             dice = dice_of(chain.stages)
             extra = f"  Dice {dice:.2f} %" if dice is not None else ""
@@ -149,14 +163,29 @@ class JobLifecycle:
             self.say(f"{self.state[first].upper():7s} {first.addressing}: {why}")
         self.save_active()
 
-    def cancel(self, chain: Chain) -> None:
-        """Stop a running job: SIGTERM to a local job's controller (it passes it on), scancel on SLURM."""
-        proc = getattr(chain.job, "_process", None)
+    def job_process(self, chain: Chain) -> int | None:
+        """The pid of a local job's process, from its record (None before it starts or once it has ended)."""
+        import psutil
+
+        attempts = read_record(chain.record)["attempts"] if chain.record else []
+        if self.settings.executor != "local" or not attempts:
+            return None
+        pid, started = attempts[-1].get("pid"), attempts[-1].get("pid_started")
         try:
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-            elif self.settings.executor == "slurm":
+            return pid if psutil.Process(pid).create_time() == started else None
+        except (psutil.NoSuchProcess, TypeError, ValueError):
+            return None
+
+    def cancel(self, chain: Chain) -> None:
+        """Stop a running job: SIGTERM to a local job's process (once it has started: retried until then),
+        scancel on SLURM."""
+        try:
+            if self.settings.executor == "slurm":
                 chain.job.cancel(check=False)
+                chain.cancel_sent = True
+            elif (pid := self.job_process(chain)) is not None:
+                os.kill(pid, signal.SIGTERM)
+                chain.cancel_sent = True
         except Exception:  # noqa: BLE001 - best effort: without a heartbeat the job stops by itself anyway
             pass
 
@@ -166,11 +195,10 @@ class JobLifecycle:
 
         local, slurm = [], []
         for chain in self.running:
-            if self.settings.executor == "local" and chain.job is not None:
-                proc = getattr(chain.job, "_process", None)
+            if self.settings.executor == "local" and (pid := self.job_process(chain)) is not None:
                 try:
-                    local.append([proc.pid, psutil.Process(proc.pid).create_time()])
-                except (AttributeError, psutil.NoSuchProcess):
+                    local.append([pid, psutil.Process(pid).create_time()])
+                except psutil.NoSuchProcess:
                     pass
             elif self.settings.executor == "slurm" and chain.job is not None:
                 slurm.append(str(chain.job.job_id))

@@ -4,19 +4,19 @@ result of a grid run (:class:`Outcome`, also written as ``summary.json``)."""
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.progress import PROGRESS_FILE, read_progress
 from pipeline.grid.dvcrepo import dice_of
+from pipeline.grid.jobs import read_record
 from pipeline.grid.states import BLOCKED, CACHED, DONE, FAILED, NOT_RUN, UPTODATE
 
 if TYPE_CHECKING:
     from pipeline.grid.scheduler import Chain
 
-EPOCH_RE = re.compile(r"^epoch (\d+)/(\d+)\b", re.MULTILINE)
 
 
 def fmt_s(seconds: float | None) -> str:
@@ -52,27 +52,37 @@ def user_error_line(log: Path | str, returncode: int | None) -> str | None:
     return last if last.startswith("error: ") else None
 
 
-def epoch_progress(log: Path, csv_file: Path | None, started: float | None) -> str:
-    """``epoch k/N, ETA h:mm:ss`` from a training log (``epoch k/N`` lines) and its per-epoch log.csv."""
-    found = EPOCH_RE.findall(tail(log, 200))
-    if not found:
+def progress_file(stage: Any) -> Path | None:
+    """The ``progress.json`` a running training keeps beside its outputs (:mod:`engine.progress`), if any."""
+    for folder in dict.fromkeys(Path(str(o.fs_path)).parent for o in stage.outs if getattr(o, "fs_path", None)):
+        if (folder / PROGRESS_FILE).is_file():
+            return folder / PROGRESS_FILE
+    return None
+
+
+def epoch_progress(progress: Path | None, log: Path, started: float | None) -> str:
+    """``epoch k/N, val Dice d %, ETA h:mm:ss`` from a training's progress.json (one written before ``started``
+    belongs to an earlier run and is ignored); else how long the stage has been running."""
+    info = None
+    try:
+        if progress is not None and (started is None or progress.stat().st_mtime >= started - 1):
+            info = read_progress(progress.parent)
+    except OSError:
+        info = None
+    if not info or not info.get("epochs"):
         since = f" {fmt_s(time.time() - started)}" if started is not None else ""
         return f"running{since}" if log.exists() else "starting"
-    k, n = (int(v) for v in found[-1])
-    per_epoch = None
-    if csv_file is not None and csv_file.exists():
-        try:
-            import csv
-
-            with open(csv_file, encoding="utf-8") as fh:
-                seconds = [float(row["seconds"]) for row in csv.DictReader(fh) if row.get("seconds")]
-            per_epoch = sum(seconds) / len(seconds) if seconds else None
-        except (OSError, ValueError, KeyError):
-            per_epoch = None
-    if per_epoch is None and started is not None and k:
-        per_epoch = (time.time() - started) / k
-    eta = per_epoch * (n - k) if per_epoch is not None else None
-    return f"epoch {k}/{n}" + (f", ETA {fmt_s(eta)}" if eta is not None else "")
+    k, n, mean = int(info.get("epoch") or 0), int(info["epochs"]), info.get("mean_epoch_seconds")
+    text = f"epoch {k}/{n}"
+    if info.get("val_dice") is not None:
+        text += f", val Dice {float(info['val_dice']):.2f} %"
+    if mean is not None:
+        text += f", ETA {fmt_s(float(mean) * (n - k))}"
+    resumed = info.get("resumed") or []
+    if resumed:
+        lost = sum(int(r.get("lost_epochs", 0)) for r in resumed)
+        text += f", resumed {len(resumed)}x ({lost} epoch{'s' * (lost != 1)} lost)"
+    return text
 
 
 @dataclass
@@ -100,6 +110,8 @@ class Outcome:
                     "seconds": c.wall(),
                     "dice": dice_of(c.stages) if c.status == DONE else None,
                     "where": c.where,
+                    "requeued": c.requeues,
+                    "epochs_lost": c.lost_epochs,
                     "returncodes": [s.returncode for s in c.result.stages] if c.result else None,
                 }
                 for c in self.chains
@@ -124,21 +136,29 @@ class Monitoring:
         for chain in self.running:
             i = chain.current()
             stage = chain.stages[i]
-            csv_file = next((Path(o.fs_path) for o in stage.outs if Path(str(o.fs_path)).name == "log.csv"), None)
-            started = chain.seen.get(i, chain.submitted)
-            what = epoch_progress(chain.logs[i], csv_file, started)
+            what = epoch_progress(progress_file(stage), chain.logs[i], chain.seen.get(i, chain.submitted))
+            attempts = read_record(chain.record)["attempts"] if chain.record else []
+            if self.settings.executor == "slurm" and attempts and attempts[-1].get("stopped"):
+                what = f"requeued ({attempts[-1]['stopped']}), waiting for SLURM to start it again"
+            elif self.settings.executor == "slurm" and not attempts and chain.job.state == "PENDING":
+                what = "waiting in SLURM's queue"
+            elif len(attempts) > 1:
+                what += f"; requeued {len(attempts) - 1}x"
             print(f"           {stage.addressing}: {what}  ({chain.where})", file=self.out, flush=True)
 
     def summary(self, outcome: Outcome) -> None:
         from tabulate import tabulate
 
         rows = []
+        requeued = any(c.requeues or c.lost_epochs for c in outcome.chains)
         for c in outcome.chains:
             dice = dice_of(c.stages) if c.status == DONE else None
             rows.append([c.label, c.status, fmt_s(c.wall()), "-" if dice is None else f"{dice:.2f}", c.where])
+            rows[-1][4:4] = [c.requeues, c.lost_epochs] if requeued else []
         if rows:
+            headers = ["run", "status", "wall", "test Dice %", *(["requeued", "epochs lost"] * requeued), "where"]
             print("", file=self.out)
-            print(tabulate(rows, headers=["run", "status", "wall", "test Dice %", "where"]), file=self.out)
+            print(tabulate(rows, headers=headers), file=self.out)
         counts: dict[str, int] = {}
         for st in outcome.states.values():
             counts[st] = counts.get(st, 0) + 1

@@ -32,6 +32,10 @@ class Chain:
     where: str = ""
     errors: dict[str, str] = field(default_factory=dict)  # commit errors by stage
     seen: dict[int, float] = field(default_factory=dict)  # when the coordinator saw each stage start
+    record: Path | None = None  # the job's record of its attempts (pipeline.grid.jobs.read_record)
+    requeues: int = 0  # times SLURM or submitit restarted the job
+    lost_epochs: int = 0  # epochs trained and lost to those restarts (train.json "resumed")
+    cancel_sent: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -155,7 +159,8 @@ class Scheduling:
                 stages += [s for s in self.steps if s in ready]  # dvc.yaml's order
             break
         logs = [self.run_dir / "logs" / f"{s.addressing.replace('/', '_')}.log" for s in stages]
-        return Chain(stages=stages, logs=logs)
+        record = self.run_dir / "jobs" / f"{stages[0].addressing.replace('/', '_')}.json"
+        return Chain(stages=stages, logs=logs, record=record)
 
     def needs_only(self, stage, stages: list) -> bool:
         """Whether ``stage`` is undecided and every stage it needs is settled or one of ``stages``."""
