@@ -241,7 +241,7 @@ class GridSettings(Section):
       orphan_timeout_s: 60     # a job stops its command when the coordinator's heartbeat is this old
       progress_s: 30           # seconds between progress reports
       slurm: {partition: gpu, time_min: 720, gpus_per_job: 1, cpus_per_job: 8, mem_gb: 64,
-              setup: ["source .venv/bin/activate"]}
+              setup: ["source .venv/bin/activate"], signal_delay_s: 120}
     """
 
     executor: Literal["local", "slurm", "debug"] = "local"

@@ -167,6 +167,24 @@ def test_slurm_job_script_is_submitits_sbatch_file(tmp_path):
     assert f"{sys.executable} -u -m submitit.core._submit {tmp_path / 'submitit'}" in script
 
 
+def test_job_states_without_accounting_come_from_squeue():
+    from pipeline.grid.slurm import GONE, JobStates
+
+    states = JobStates(delay_s=60)
+    states.use_squeue = True
+    states.register_job("5")
+    states.register_job("6")
+    states.register_job("7")
+    assert states._make_command()[0] == "squeue"  # the command submitit's watcher runs
+    assert set(states.asked) == {"5", "6", "7"}
+    info = states.read_info(b"5|RUNNING|n1\n7|REQUEUE_HOLD|n1\n9|COMPLETED|n1\n")
+    # a requeued job held in the queue waits; one squeue has forgotten has ended (its result file says how)
+    assert {k: info[k]["State"] for k in "567"} == {"5": "RUNNING", "6": GONE, "7": "PENDING"}
+    assert info["7"]["SlurmState"] == "REQUEUE_HOLD"
+    states._info_dict.update(info)
+    assert [states.is_done(j, mode="cache") for j in "567"] == [False, True, False]
+
+
 def test_epoch_and_eta_come_from_the_progress_file_of_the_training(tmp_path):
     from engine.progress import write_progress
 

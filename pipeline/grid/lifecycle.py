@@ -113,7 +113,7 @@ class JobLifecycle:
         job = chain.job
         chain.requeues = max(0, len(read_record(chain.record)["attempts"]) - 1)
         ended_outside = None  # SLURM's state of a job that ended without a result
-        if self.settings.executor == "slurm" and job.state != "COMPLETED" and not job.paths.result_pickle.exists():
+        if self.settings.executor == "slurm" and not job.paths.result_pickle.exists() and job.state != "COMPLETED":
             ended_outside = job.get_info(mode="cache").get("SlurmState") or job.state
             chain.crash = f"SLURM ended the job ({ended_outside}) without a result; its output:\n"
             chain.crash += tail(job.paths.stdout)

@@ -29,14 +29,17 @@ GONE = "NOT_LISTED"  # squeue no longer lists the job (ended more than MinJobAge
 
 
 class JobStates(SlurmInfoWatcher):
-    """submitit's watcher of SLURM job states, on ``squeue`` when ``use_squeue`` (no accounting)."""
+    """submitit's watcher of SLURM job states (its hook for the command it runs), on ``squeue`` when
+    ``use_squeue`` (no accounting)."""
 
     use_squeue = False
+    asked: tuple[str, ...] = ()  # the jobs of the last squeue call
 
     def _make_command(self) -> list[str] | None:
-        command = super()._make_command()
+        command = super()._make_command()  # sacct ... -j ID -j ID, or None when no job is unfinished
         if command is None or not self.use_squeue:
             return command
+        self.asked = tuple(command[i + 1] for i, arg in enumerate(command[:-1]) if arg == "-j")
         # this user's jobs, not --jobs: squeue fails when the only job named has been forgotten
         return ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--me"]
 
@@ -47,7 +50,7 @@ class JobStates(SlurmInfoWatcher):
             string = "JobID|State|NodeList\n" + string
         info = super().read_info(string)
         if self.use_squeue:
-            for job_id in self._registered - self._finished:
+            for job_id in self.asked:
                 info.setdefault(job_id, {"JobID": job_id, "State": GONE, "NodeList": ""})
         for entry in info.values():
             state = entry.get("State", "").split(" ")[0]  # sacct: "CANCELLED by 0"
