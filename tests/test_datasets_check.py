@@ -48,6 +48,7 @@ def test_documented_counts():
         "tnbc": 50,
         "folder": None,
         "synthetic": None,
+        "shifted": None,
     }
 
 

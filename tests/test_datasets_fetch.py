@@ -399,6 +399,7 @@ def test_make_data_fetches_checks_and_lists_what_is_missing(tmp_path, server, ca
     make_tnbc(tmp_path / "raw" / "tnbc")  # put there by hand: checked, not fetched
     params = yaml.safe_load((Path(__file__).parents[1] / "configs" / "paper.yaml").read_text())
     params["datasets"] = {n: {"raw": f"raw/{n}"} for n in ("kvasir", "ph2", "tnbc")}
+    params["transfer"] = {"pairs": [], "test_only": {}}  # the paper's pairs name datasets left out here
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     code = run(data_tool.main, ["--params", str(tmp_path / "params.yaml")])
