@@ -159,3 +159,27 @@ def evaluate(
         flush=True,
     )
     return summary
+
+
+def parse_evaluation_args(parser, argv, split_help: str = "the split to score"):
+    """Add the options every evaluation command shares (defaults from params.yaml's ``evaluate:`` section, read
+    after parsing so that ``--help`` always works), parse ``argv`` and check them."""
+    import argparse
+
+    from engine.params import load_params
+
+    parser.add_argument("--split", choices=("train", "val", "test"), help=f"{split_help} (default: evaluate.split)")
+    parser.add_argument("--batch-size", type=int, help="default: evaluate.batch_size")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default: evaluate.bootstrap)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default: evaluate.device)")
+    parser.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: evaluate.compile)"
+    )
+    parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
+    args = parser.parse_args(argv)
+    load_params().evaluate.fill(args)
+    if args.batch_size < 1:
+        parser.error(f"argument --batch-size: must be at least 1, got {args.batch_size}")
+    if args.bootstrap < 0:
+        parser.error(f"argument --bootstrap: must be 0 or more, got {args.bootstrap}")
+    return args

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from core.cli import run
 from core.errors import UserError
-from engine.evaluation import evaluate, prepared_size, split_ids
-from engine.params import load_params
+from engine.evaluation import evaluate, parse_evaluation_args, prepared_size, split_ids
 
 
 def check_pair(source: Path, target: Path, split: str) -> int:
@@ -48,21 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, type=Path, help="the prepared dataset to test on")
     parser.add_argument("--checkpoint", required=True, type=Path, help="best.pt of a training run on --source")
     parser.add_argument("--out", required=True, type=Path, help="results folder")
-    # Defaults come from params.yaml's evaluate: section, as for pipeline.evaluate.
-    parser.add_argument("--split", choices=("train", "val", "test"), help="split of --target (default: evaluate.split)")
-    parser.add_argument("--batch-size", type=int, help="default: evaluate.batch_size")
-    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default: evaluate.bootstrap)")
-    parser.add_argument("--device", help="auto, cpu or cuda (default: evaluate.device)")
-    parser.add_argument(
-        "--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: evaluate.compile)"
-    )
-    parser.add_argument("--no-predictions", action="store_true", help="do not write pred/*.png")
-    args = parser.parse_args(argv)
-    load_params().evaluate.fill(args)
-    if args.batch_size < 1:
-        parser.error(f"argument --batch-size: must be at least 1, got {args.batch_size}")
-    if args.bootstrap < 0:
-        parser.error(f"argument --bootstrap: must be 0 or more, got {args.bootstrap}")
+    args = parse_evaluation_args(parser, argv, split_help="split of --target")
     check_pair(args.source, args.target, args.split)
     if not args.checkpoint.is_file():
         raise UserError(f"--checkpoint {args.checkpoint}: no such file")
