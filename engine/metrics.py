@@ -51,6 +51,7 @@ from engine.metric_names import SURFACE_TOLERANCE_PX
 if TYPE_CHECKING:
     import torch
 
+
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """TP, FP, FN, TN per image of boolean ``pred`` and ``target`` shaped (N, H, W) or (N, 1, H, W)."""
     pred, target = pred.flatten(1).bool(), target.flatten(1).bool()

@@ -498,6 +498,7 @@ def load_authors_state_dict(model: DyGLNet, state_dict: Mapping[str, torch.Tenso
 # Registered configurations: the paper's model and its Table 6 ablation variants
 # ----------------------------------------------------------------------------------------------
 
+
 def _build(name: str, base: DyGLNetConfig, pretrained_file: PretrainedFile, overrides: dict) -> DyGLNet:
     # Trained from scratch, as released: no backbone takes weights, so a pretrained_file is refused in the
     # same words as every other model's.

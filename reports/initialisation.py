@@ -177,10 +177,7 @@ def build(inp: Inputs) -> tuple[str, str]:
         rf"$\Delta$ = pretrained $-$ scratch ({latex.escape(delta)}). " + latex.escape(f"{sentence} {setting}")
     )
     table.label = "tab:initialisation"
-    entries = [
-        [pair_label(inp, s, p), f"`{s}`", f"`{p}`", f"`{weight_arguments(inp.weights[p])}`"]
-        for s, p in found
-    ]
+    entries = [[pair_label(inp, s, p), f"`{s}`", f"`{p}`", f"`{weight_arguments(inp.weights[p])}`"] for s, p in found]
     md = [
         f"# {TITLE}",
         "",

@@ -223,10 +223,7 @@ def build(inp: Inputs) -> tuple[str, str]:
             f"drop (points, lower is better), "
         ) + (
             rf"{uncertainty_text(inp, True)}. {marking_text(True)} "
-            + latex.escape(
-                f"Verdicts: {on_target}; {on_drop}. "
-                + summary.setting_text(inp, models, [source])
-            )
+            + latex.escape(f"Verdicts: {on_target}; {on_drop}. " + summary.setting_text(inp, models, [source]))
         )
         table.label = f"tab:transfer-{source}-{target}".replace("_", "")
         table.tex_notes = [flags.SHORT_RULES] if any(r.flags for r in table.rows) else []

@@ -25,7 +25,7 @@ def test_every_profile_is_valid(profile):
             "models.unet.img_size 32 differs from prepare.size 64",
         ),
         ("datasets:\n  ph3: {raw: data/raw/PH2}\n", "datasets: unknown dataset 'ph3'; known: brain_mri, cvc"),
-        ("datasets:\n  ph2: {raw: \"Bob's PH2\"}\n", "datasets.ph2.raw: \"Bob's PH2\": the stage's shell"),
+        ('datasets:\n  ph2: {raw: "Bob\'s PH2"}\n', "datasets.ph2.raw: \"Bob's PH2\": the stage's shell"),
         ("grid: {jobs: 0}\n", "grid.jobs: Input should be greater than or equal to 1"),
     ],
 )

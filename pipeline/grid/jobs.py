@@ -195,8 +195,6 @@ def terminate_tree(proc: subprocess.Popen | int, grace_s: float = 5.0) -> None:
             proc.wait()
 
 
-
-
 def _exited(pid: int) -> bool:
     """Whether our child ``pid`` has ended, without reaping it (its Popen may be waiting for it)."""
     import psutil

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from pipeline.grid.scheduler import Chain
 
 
-
 def fmt_s(seconds: float | None) -> str:
     if seconds is None:
         return "-"
