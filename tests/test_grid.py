@@ -185,6 +185,34 @@ def test_job_states_without_accounting_come_from_squeue():
     assert [states.is_done(j, mode="cache") for j in "567"] == [False, True, False]
 
 
+def test_a_job_preempted_and_not_requeued_ends_after_the_grace_period():
+    """PreemptMode=CANCEL leaves a job PREEMPTED for good (sacct); submitit alone would wait for it forever."""
+    from pipeline.grid.slurm import PREEMPTED_GRACE_S, JobStates
+
+    now = [1000.0]
+    states = JobStates(delay_s=60)
+    states.clock = lambda: now[0]
+    for job in "56":
+        states.register_job(job)
+
+    def poll(text: str) -> dict:
+        info = states.read_info("JobID|State|NodeList\n" + text)
+        states._info_dict.update(info)
+        return {j: states.is_done(j, mode="cache") for j in "56"}
+
+    assert poll("5|PREEMPTED|n1\n6|PREEMPTED|n1\n") == {"5": False, "6": False}
+    now[0] += PREEMPTED_GRACE_S / 2
+    assert poll("5|PENDING|\n6|PREEMPTED|n1\n") == {"5": False, "6": False}  # 5 was requeued
+    now[0] += PREEMPTED_GRACE_S / 2
+    info = states.read_info("JobID|State|NodeList\n5|RUNNING|n1\n6|PREEMPTED|n1\n")
+    states._info_dict.update(info)
+    assert info["6"]["SlurmState"] == "PREEMPTED"  # what the grid's message names
+    assert {j: states.is_done(j, mode="cache") for j in "56"} == {"5": False, "6": True}
+    # preempted again later: a new grace period
+    now[0] += 10
+    assert poll("5|PREEMPTED|n1\n6|PREEMPTED|n1\n")["5"] is False
+
+
 def test_epoch_and_eta_come_from_the_progress_file_of_the_training(tmp_path):
     from engine.progress import write_progress
 

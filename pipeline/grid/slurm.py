@@ -4,7 +4,10 @@ without SLURM accounting, and the sbatch file a job gets (for ``--dry-run``).
 Job states: submitit asks ``sacct``, which fails where SLURM keeps no accounting (no slurmdbd). The grid checks
 once at its start (:func:`accounting_problem`); without accounting it says so in one line and its jobs' states
 come from ``squeue`` instead (a job squeue no longer lists has ended: its result file, or its absence, says how).
-A requeued or preempted job counts as waiting, never as ended, whatever the source.
+A requeued or preempted job counts as waiting, whatever the source, except a job that stays PREEMPTED for
+:data:`PREEMPTED_GRACE_S`: where SLURM's PreemptMode is CANCEL that state is final (a requeued job leaves it in
+seconds), and submitit would wait for it forever; it then counts as ended without a result (the stage fails,
+and a later grid resumes it from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ from pipeline.grid.states import GridError
 WAITING = {"REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT", "SUSPENDED", "STOPPED"}
 ACTIVE = {"CONFIGURING", "RESIZING", "SIGNALING", "STAGE_OUT"}
 GONE = "NOT_LISTED"  # squeue no longer lists the job (ended more than MinJobAge ago)
+PREEMPTED_GRACE_S = 300.0
+PREEMPTED_FOR_GOOD = "PREEMPTED_NOT_REQUEUED"  # not a SLURM state: one submitit counts as ended
 
 
 class JobStates(SlurmInfoWatcher):
@@ -34,6 +40,11 @@ class JobStates(SlurmInfoWatcher):
 
     use_squeue = False
     asked: tuple[str, ...] = ()  # the jobs of the last squeue call
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, delay_s: int = 60) -> None:
+        super().__init__(delay_s=delay_s)
+        self.preempted_since: dict[str, float] = {}  # job id -> when it was first seen PREEMPTED
 
     def _make_command(self) -> list[str] | None:
         command = super()._make_command()  # sacct ... -j ID -j ID, or None when no job is unfinished
@@ -56,6 +67,11 @@ class JobStates(SlurmInfoWatcher):
             state = entry.get("State", "").split(" ")[0]  # sacct: "CANCELLED by 0"
             entry["SlurmState"] = state
             entry["State"] = "PENDING" if state in WAITING else "RUNNING" if state in ACTIVE else entry["State"]
+            job_id = entry.get("JobID", "")
+            if state != "PREEMPTED":
+                self.preempted_since.pop(job_id, None)
+            elif self.clock() - self.preempted_since.setdefault(job_id, self.clock()) >= PREEMPTED_GRACE_S:
+                entry["State"] = PREEMPTED_FOR_GOOD
         return info
 
 
