@@ -217,19 +217,20 @@ def test_a_requeued_training_is_waited_for_and_continues_from_its_checkpoint(slu
 
 
 def test_a_training_at_its_time_limit_saves_is_requeued_by_submitit_and_continues(slurm, tmp_path):
-    """A job with a time limit of 1 minute and ``signal_delay_s`` 50: SLURM sends SIGUSR2 about 10-40 s after the
-    start (its time-limit check runs every 30 s); submitit calls the job's checkpoint, which passes the signal to
-    the training, waits until it has saved resume.pt at the end of its epoch, and submitit requeues the job.
-    While it waits in the queue, the test gives it 10 minutes, so that the second run finishes. The training
-    must outlast the signal: 256 images x 160 epochs took 83 s alone on a 2-core bf16 CPU (64 images: 25 s,
-    so that it sometimes ended before SIGUSR2 came)."""
-    grid = {**SLURM_GRID, "slurm": {**SLURM_GRID["slurm"], "time_min": 1, "signal_delay_s": 50}}
+    """A job with a time limit of 2 minutes and ``signal_delay_s`` 50: SLURM sends SIGUSR2 about 70 s after the
+    start, or up to 60 s earlier (sbatch --signal: "the resolution of event handling"); submitit calls the job's
+    checkpoint, which passes the signal to the training, waits until it has saved resume.pt at the end of its
+    epoch, and submitit requeues the job. While it waits in the queue, the test gives it 10 minutes, so that the
+    second run finishes. With a 1-minute limit the signal came 0.1 s after the start once, before Python had set
+    its handlers (exit 140). The training must outlast the signal: 384 images x 160 epochs took 120 s alone on a
+    2-core bf16 CPU (64 images: 25 s, so that it sometimes ended before SIGUSR2 came)."""
+    grid = {**SLURM_GRID, "slurm": {**SLURM_GRID["slurm"], "time_min": 2, "signal_delay_s": 50}}
     # no periodic resume.pt
-    root = training_project(tmp_path / "p", epochs=160, checkpoint_every=160, grid=grid, n_train=256)
+    root = training_project(tmp_path / "p", epochs=160, checkpoint_every=160, grid=grid, n_train=384)
     reference = _reference_run(root, tmp_path / "reference")
     proc = _grid(root)
     started = _wait_for(lambda: _progress(root).get("epoch", 0) >= 1 and _running_job(slurm), 180, "training", slurm)
-    first = _wait_for(lambda: (a := _attempts(root)) and a[0].get("end") and a[0], 120, "SIGUSR2 and requeue", slurm)
+    first = _wait_for(lambda: (a := _attempts(root)) and a[0].get("end") and a[0], 180, "SIGUSR2 and requeue", slurm)
     assert (first.get("stopped") or "").startswith("SIGUSR2"), first
     slurm.run(["scontrol", "update", f"JobId={started}", "TimeLimit=10"])
     out = _finish(proc, reference, 600)
