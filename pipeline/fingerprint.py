@@ -5,10 +5,19 @@
 ``dvc.yaml`` cannot list a different set of source files per model, so this stage computes them from the
 code instead (:func:`models.sources.model_sources`: a model's module and every first-party module it imports,
 transitively; :func:`core.sources.module_sources` for a stage's entry module) and writes one short
-hash per stage and per ``models:`` entry. ``train@D-M-S`` reads ``stages.train`` and ``models.M`` as
-params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's stages.
-``python -m models --deps NAME`` prints the files behind a model's hash. The hash is over file
-contents, so comments count as changes: a changed comment reruns that model (cheap to see, never stale).
+hash per stage, per ``models:`` entry and per dataset adapter. ``train@D-M-S`` reads ``stages.train`` and
+``models.M`` as params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's
+stages; ``prepare@NAME`` reads ``adapters.NAME``. ``python -m models --deps NAME`` prints the files behind a
+model's hash.
+
+What is hashed is behaviour, not bytes (:func:`source_digest`): a Python file counts by its syntax tree with the
+docstrings dropped, so a comment, a docstring, blank lines or a reformat (``ruff format``) change no fingerprint
+and rerun nothing, while any change to code that runs changes exactly the fingerprints of the stages and models
+that import it. The tree is written out by :func:`canonical_tree` rather than :func:`ast.dump`, whose text
+changes between Python versions (3.13 leaves out empty fields), so a fingerprint is the same on every supported
+Python. Two costs of this choice: a docstring that code reads at run time (an argparse description taken from
+``__doc__``) changes the help text without a rerun, and a change inside a string is a change. Other files (the
+weight files below) keep content hashes.
 A model entry that starts from pretrained weights (:func:`models.pretrained.weights_source`: Hub ids, with the
 revision where the library pins one, and ``pretrained_file`` paths) also hashes that source and the contents of
 its local files, so switching an entry's initialisation, a library upgrade that pins another Hub revision or
@@ -20,8 +29,10 @@ keeps the code-only hash.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
+from pathlib import Path
 
 import yaml
 
@@ -49,17 +60,55 @@ STAGE_MODULES = {
 }
 
 
+_DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def canonical_tree(node) -> str:
+    """A version-stable text of a syntax tree: node types and their non-empty fields, no positions."""
+    if isinstance(node, ast.AST):
+        fields = []
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if value is None or (isinstance(value, list) and not value):
+                continue  # fields newer Pythons add (type_params, ...) are empty in code that does not use them
+            fields.append(f"{name}={canonical_tree(value)}")
+        return f"{type(node).__name__}({','.join(fields)})"
+    if isinstance(node, list):
+        return "[" + ",".join(canonical_tree(item) for item in node) + "]"
+    return repr(node)
+
+
+def strip_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without the docstrings of its module, classes and functions (in place)."""
+    for node in ast.walk(tree):
+        if isinstance(node, _DOCSTRING_OWNERS) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_digest(path: Path) -> bytes:
+    """What a source file contributes to a fingerprint: a Python file's syntax tree without docstrings
+    (comments and layout never reach it), any other file's bytes."""
+    data = path.read_bytes()
+    if path.suffix != ".py":
+        return data
+    tree = strip_docstrings(ast.parse(data, filename=str(path)))
+    return canonical_tree(tree).encode()
+
+
 def files_digest(files: list[str]) -> str:
-    """A short hash of the names and contents of repository files."""
+    """A short hash of the names and the behaviour (:func:`source_digest`) of repository files."""
     digest = hashlib.sha256()
     for name in sorted(files):
-        digest.update(name.encode() + b"\0" + (REPO_ROOT / name).read_bytes() + b"\0")
+        digest.update(name.encode() + b"\0" + source_digest(REPO_ROOT / name) + b"\0")
     return digest.hexdigest()[:16]
 
 
 def adapter_files() -> set[str]:
-    """The dataset adapters' own files: each is a direct dependency of its ``prepare@NAME`` stage in dvc.yaml,
-    and of no fingerprint."""
+    """The dataset adapters' own files: each has a fingerprint of its own (``adapters.NAME``), which only its
+    ``prepare@NAME`` stage reads."""
     return {str(adapter_file(name).relative_to(REPO_ROOT)) for name in adapter_names()}
 
 
@@ -87,7 +136,8 @@ def weight_file_sha256(name: str) -> str:
 
 
 def fingerprints(path: str | None = None) -> dict:
-    """``{"stages": {stage: hash}, "models": {key: hash}}`` for the stages and the params.yaml model entries."""
+    """``{"stages": {stage: hash}, "models": {key: hash}, "adapters": {name: hash}}`` for the stages, the
+    params.yaml model entries and every dataset adapter."""
 
     params = load_params(path)
     models, shas = {}, {}  # shas: each weight file read once, however many entries start from it
@@ -107,7 +157,8 @@ def fingerprints(path: str | None = None) -> dict:
                 shas[name] = weight_file_sha256(name)
         weights = json.dumps(source, sort_keys=True) + "".join(f"+{name}={shas[name]}" for name in files)
         models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16]
-    return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models}
+    adapters = {name: files_digest([str(adapter_file(name).relative_to(REPO_ROOT))]) for name in adapter_names()}
+    return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models, "adapters": adapters}
 
 
 def main(argv: list[str] | None = None) -> int:
