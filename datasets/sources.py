@@ -206,8 +206,8 @@ SOURCES: dict[str, Source] = {
                 "Map, IEEE TMI 38(2), 2019, doi:10.1109/TMI.2018.2865709"
             ),
         ),
-        _generated("synthetic", "Synthetic", "synthesize", ""),
-        _generated("shifted", "Synthetic-shifted", "synthesize_shifted", "--domain shifted "),
+        _generated("synthetic", "Synthetic", "synthesize@synthetic", ""),
+        _generated("shifted", "Synthetic-shifted", "synthesize@shifted", "--domain shifted "),
         Source(
             name="folder",
             title="Folder (your own data)",

@@ -51,18 +51,19 @@ class DatasetEntry(Section):
         return raw
 
 
-class ShiftedSyntheticParams(Section):
-    """``synthetic.shifted``: the generator's second domain (stage ``synthesize_shifted``, dataset ``shifted``)."""
+class GeneratedDataset(Section):
+    """One ``synthetic:`` entry: a dataset the generator (``datasets/synthetic.py``) writes to ``data/raw/<key>``
+    (stage ``synthesize@<key>``). A profile that uses no generated dataset has ``synthetic: {}`` and no such stage.
 
+    synthetic:
+      synthetic: {domain: base, n: 500, size: 96, seed: 42}      # dataset `synthetic`
+      shifted: {domain: shifted, n: 500, size: 96, seed: 43}     # its second "camera and stain"
+    """
+
+    domain: Literal["base", "shifted"] = "base"  # datasets.synthetic.DOMAINS
     n: int = Field(500, ge=10)
-    seed: int = 43
-
-
-class SyntheticParams(Section):
-    n: int = Field(100, ge=10)
     size: int = Field(96, ge=16)
     seed: int = 42
-    shifted: ShiftedSyntheticParams = Field(default_factory=ShiftedSyntheticParams)
 
 
 class PrepareParams(Section):
@@ -72,8 +73,14 @@ class PrepareParams(Section):
 
 
 class TrainParams(Section):
-    """The training recipe (paper section 4.1); ``models.<name>:`` may override any key for one model."""
+    """The training recipe (paper section 4.1); ``models.<name>:`` may override any key for one model.
 
+    The budget is ``steps`` (optimiser steps) when set, else ``epochs``: with ``steps`` the epochs follow from the
+    training split and the batch (:func:`engine.recipe.epochs_for_steps`), so every model gets the same number of
+    steps on any dataset. A ``models.<name>:`` entry that overrides ``epochs`` alone trains by epochs.
+    """
+
+    steps: int | None = Field(None, ge=1)  # optimiser steps of a run; None: train for `epochs`
     epochs: int = Field(130, ge=1)
     batch_size: int = Field(16, ge=2)
     img_size: int = Field(224, ge=16)
@@ -102,6 +109,20 @@ class TrainParams(Section):
     EXECUTION_KEYS: ClassVar[frozenset[str]] = frozenset(
         {"amp", "num_workers", "device", "compile", "channels_last", "checkpoint_every"}
     )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainParams:
+        """This recipe with a ``models.<name>:`` entry's ``overrides``; overriding ``epochs`` alone switches the
+        budget from steps to epochs."""
+        update = dict(overrides)
+        if "epochs" in update and "steps" not in update:
+            update["steps"] = None
+        return self.model_copy(update=update)
+
+
+def check_one_budget(section: Any, where: str) -> None:
+    """A recipe mapping that sets both ``steps`` and ``epochs`` is refused: the budget is one of them."""
+    if isinstance(section, dict) and section.get("steps") is not None and "epochs" in section:
+        raise ValueError(f"{where}: steps {section['steps']} and epochs {section['epochs']} both set; keep one")
 
 
 class TrainConfig(TrainParams):
@@ -136,7 +157,8 @@ class TrainConfig(TrainParams):
         params = params or load_params()
         spec = params.model_spec(given["model"])  # UnknownModelError for a name nobody registered
         given = {k: v for k, v in given.items() if v is not None}
-        values = {**spec.recipe.model_dump(), **given}
+        values = spec.recipe.with_overrides({k: v for k, v in given.items() if k in TrainParams.model_fields})
+        values = {**values.model_dump(), **given}
         values.update(builder=spec.builder, model_kwargs=spec.model_kwargs, augment=params.augment.model_dump())
         try:
             return cls.model_validate(values)
@@ -208,6 +230,8 @@ class ReportParams(Section):
     qualitative_dataset: str | None = None
     qualitative_images: int = Field(4, ge=1)
     palette: Literal["default", "colorblind"] = "default"
+    # true: refuse to report runs whose recipe differs from the shared train: section (the (B) flag)
+    fail_on_unequal: bool = False
 
 
 class SlurmSettings(Section):
@@ -278,6 +302,7 @@ class ModelEntry(BaseModel):
             known = ["model", "display_name", "family", "model_kwargs", *TrainParams.model_fields]
             raise ValueError(f"unknown keys {unknown}; known: {', '.join(known)}")
         TrainParams(**extra)  # type-check the overrides with the recipe's own rules
+        check_one_budget(extra, "overrides")
         return self
 
     @property
@@ -306,7 +331,7 @@ class Params(BaseModel):
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
     models: dict[str, ModelEntry | None] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
-    synthetic: SyntheticParams = Field(default_factory=SyntheticParams)
+    synthetic: dict[str, GeneratedDataset] = Field(default_factory=dict)
     prepare: PrepareParams = Field(default_factory=PrepareParams)
     train: TrainParams = Field(default_factory=TrainParams)
     augment: AugmentParams = Field(default_factory=AugmentParams)
@@ -325,6 +350,23 @@ class Params(BaseModel):
         if unknown:
             raise ValueError(f"unknown dataset {unknown[0]!r}; known: {', '.join(adapter_names())}")
         return datasets
+
+    @field_validator("synthetic")
+    @classmethod
+    def _generated_names(cls, synthetic: dict[str, GeneratedDataset]) -> dict[str, GeneratedDataset]:
+        from datasets.registry import adapter_names
+
+        unknown = [key for key in synthetic if key not in adapter_names()]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r}: a generated dataset is named by the adapter that reads it (synthetic, shifted)")
+        return synthetic
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_budget(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            check_one_budget(raw.get("train"), "train")
+        return raw
 
     @model_validator(mode="before")
     @classmethod
@@ -405,7 +447,7 @@ class Params(BaseModel):
             display_name=entry.display_name or info.display_name,
             family=entry.family or info.family,
             model_kwargs=dict(entry.model_kwargs),
-            recipe=self.train.model_copy(update=entry.overrides),
+            recipe=self.train.with_overrides(entry.overrides),
         )
 
 
@@ -417,9 +459,22 @@ def params_path(path: str | os.PathLike | None = None) -> Path:
     return here if here.exists() else REPO_ROOT / "params.yaml"
 
 
-def load_params(path: str | os.PathLike | None = None) -> Params:
-    """Read and validate params.yaml; :class:`ParamsError` names the file and the entry at fault."""
-    path = params_path(path)
+def merge_profile(parent: dict, child: dict) -> dict:
+    """``child`` over ``parent``: mappings merge key by key; a child's null removes the key; a child's empty
+    mapping, list or scalar replaces the parent's value."""
+    merged = dict(parent)
+    for key, value in child.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and value and isinstance(merged.get(key), dict):
+            merged[key] = merge_profile(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping ({} for an empty file); :class:`ParamsError` naming the file otherwise."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
@@ -432,6 +487,33 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+    return raw
+
+
+def resolve_profile(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
+    """A params file with its ``extends: NAME`` chain resolved (``NAME.yaml`` beside it, :func:`merge_profile`).
+    A file that extends another is a profile: its ``profile:`` is its file name."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent:
+        raise ParamsError(f"{path}: extends: expected a profile name, got {parent!r}")
+    parent_path = path.with_name(f"{parent}.yaml")
+    if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
+        raise ParamsError(f"{path}: extends: {parent} extends it back (a cycle)")
+    if not parent_path.is_file():
+        raise ParamsError(f"{path}: extends: no profile {parent_path}")
+    merged = merge_profile(resolve_profile(parent_path, (*_seen, path.resolve())), raw)
+    return {**merged, "profile": path.stem}
+
+
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Read and validate params.yaml (or a profile of configs/, its ``extends`` resolved); :class:`ParamsError`
+    names the file and the entry at fault."""
+    path = params_path(path)
+    raw = resolve_profile(path)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch.nn as nn
@@ -32,6 +33,15 @@ def warmup_poly_factor(step: int, total_steps: int, warmup_steps: int, power: fl
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return max(0.0, 1.0 - progress) ** power
+
+
+def epochs_for_steps(steps: int, steps_per_epoch: int) -> int:
+    """The epochs of a run with a budget of ``steps`` optimiser steps: enough whole epochs to make at least that
+    many (a run never stops inside an epoch, so it makes ``epochs * steps_per_epoch`` steps, recorded in
+    train.json; every model on one dataset with one batch size makes the same number)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
+    return max(1, math.ceil(steps / steps_per_epoch))
 
 
 def optimisation(model, cfg: TrainConfig, steps_per_epoch: int, device, amp_dtype):

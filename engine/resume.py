@@ -202,6 +202,7 @@ def run_summary(
         "model": cfg.model,
         "builder": cfg.builder,
         "epochs": cfg.epochs,
+        "steps_budget": cfg.steps,  # None: the budget was `epochs`
         "img_size": cfg.img_size,
         "batch_size": cfg.batch_size,
         "selection": "last" if no_val else "best_val_dice",
@@ -215,5 +216,6 @@ def run_summary(
         "world_size": world,
         "precision": precision,
         "weights": weights,
+        "recipe": cfg.recipe(),  # what the (B) flag of the reports compares with the shared train: section
         **({"resumed": resumed} if resumed else {}),
     }

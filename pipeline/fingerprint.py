@@ -49,7 +49,6 @@ from models.sources import model_sources
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {
     "synthesize": "datasets.synthetic",
-    "synthesize_shifted": "datasets.synthetic",
     "prepare": "pipeline.prepare",
     "prepare_test_only": "pipeline.prepare",
     "train": "pipeline.train",
@@ -158,7 +157,8 @@ def fingerprints(path: str | None = None) -> dict:
         weights = json.dumps(source, sort_keys=True) + "".join(f"+{name}={shas[name]}" for name in files)
         models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16]
     adapters = {name: files_digest([str(adapter_file(name).relative_to(REPO_ROOT))]) for name in adapter_names()}
-    return {"stages": {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}, "models": models, "adapters": adapters}
+    stages = {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}
+    return {"stages": stages, "models": models, "adapters": adapters}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,9 @@
 ``--model`` is a ``models:`` key of params.yaml (the run's name; its entry may name another registered
 builder and override the recipe) or the name of any registered model.
 
+Budget: ``train.steps`` optimiser steps when set (the epochs are the fewest whole epochs of this training
+split and batch that make at least that many steps), else ``train.epochs``.
+
 Recipe (defaults from the ``train:`` section of params.yaml): AdamW (lr 1e-3, betas 0.9/0.999,
 weight decay 3e-5); per-step schedule with linear warm-up over the first ``warmup_epochs`` (scaled by
 epochs/130 for shorter runs) then polynomial decay (power 0.9) to zero at the end of the last epoch;
@@ -20,7 +23,8 @@ Outputs in ``--out``:
   resume.pt      the full training state, every ``checkpoint_every`` epochs while the run is unfinished;
                  deleted when it finishes
   log.csv        one row per epoch (Dice in percent)
-  train.json     the summary (Dice in percent, optimiser steps, device, time, images/s; ``weights``: the
+  train.json     the summary (Dice in percent, optimiser steps made and the budget asked for, the recipe,
+                 device, time, images/s; ``weights``: the
                  pretrained weights each backbone started from, empty when trained from scratch; ``resumed``:
                  the interruptions of a run that continued from resume.pt, with the epochs each lost)
   progress.json  while the run is unfinished: its epoch, seconds and validation Dice (engine.progress)
@@ -254,7 +258,7 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
     from engine import resume as rs
     from engine.build import check_input_size, check_model_runs, model_from_entry
     from engine.checkpoint import model_state, save_best
-    from engine.recipe import optimisation
+    from engine.recipe import epochs_for_steps, optimisation
     from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
     from models.pretrained import loaded_weights
 
@@ -269,6 +273,8 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
 
     seed_everything(cfg.seed)
     train_loader, val_loader, sampler = make_loaders(cfg, split, rank, world, device)
+    if cfg.steps is not None:  # a budget in optimiser steps: the epochs follow from this split and batch
+        cfg = cfg.model_copy(update={"epochs": epochs_for_steps(cfg.steps, len(train_loader))})
     model = model_from_entry(cfg.model, cfg.builder, cfg.model_kwargs).to(device)
     check_model_runs(model, cfg.builder, cfg.img_size, device)
     weights = loaded_weights(model)  # what the backbones started from; before any wrapping
@@ -386,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="a prepared dataset folder (python -m pipeline.prepare)")
     parser.add_argument("--model", required=True, help="a models: key of params.yaml or a registered model name")
     parser.add_argument("--out", required=True, help="run folder for checkpoints and logs")
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--steps", type=int, help="budget in optimiser steps (the epochs follow from the split)")
+    parser.add_argument("--epochs", type=int, help="budget in epochs (instead of train.steps)")
     parser.add_argument("--batch-size", type=int, help="global batch size")
     parser.add_argument("--img-size", type=int)
     parser.add_argument("--seed", type=int)
@@ -406,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         model=args.model,
         out=args.out,
+        steps=args.steps,
         epochs=args.epochs,
         batch_size=args.batch_size,
         img_size=args.img_size,

@@ -198,7 +198,7 @@ def test_code_change_in_an_unused_dataset_adapter_reruns_nothing(work):
 
 def test_change_in_the_synthetic_generator_reruns_synthesize_and_what_follows(work):
     restore = _edit(work, "datasets/synthetic.py", CODE)
-    assert _status(work) == {"synthesize", "synthesize_shifted"}  # the stages after them see new data once rerun
+    assert _status(work) == {"synthesize@synthetic", "synthesize@shifted"}  # what follows sees new data once rerun
     restore()
 
 
