@@ -9,8 +9,9 @@ Conventions (the Methods note of ``render`` states them for readers):
 - Missing values: a NaN, an infinite value or a (case, algorithm) pair absent from a task is an error, unless
   ``na_value`` is given, which replaces each of them before anything is computed (challengeR's ``na.treat``
   does the same; set it to the worst possible value to penalise a failed case).
-- Test: one-sided paired Wilcoxon signed-rank test per ordered pair (scipy, continuity correction in the normal
-  approximation as R's ``wilcox.test``); zero differences are dropped; with no non-zero difference p = 1.
+- Test: one-sided paired Wilcoxon signed-rank test per ordered pair, computed as challengeR computes it (see
+  :func:`one_sided_wilcoxon`); zero differences are dropped; with no non-zero difference p = 1. A win, and a
+  significant cell of the significance map, is p <= alpha (challengeR's rule).
 """
 
 from __future__ import annotations
@@ -226,14 +227,16 @@ def rank_then_mean(scores: np.ndarray) -> np.ndarray:
 def one_sided_wilcoxon(diff: np.ndarray) -> float:
     """p of the paired Wilcoxon signed-rank test that the differences are shifted above 0 (1.0 when all are 0).
 
-    Zero differences are dropped first (R's and scipy's default); scipy would fail or give NaN when none
-    is left, which here means no evidence: p = 1.
+    As challengeR calls R's ``wilcox.test(x, y, paired = TRUE, exact = FALSE)``: zero differences dropped, the
+    normal approximation with the tie correction of the variance and a continuity correction, whatever the
+    number of cases (scipy's own choice, ``method='auto'``, would differ by sample size and version). No
+    non-zero difference (scipy gives NaN, challengeR then counts no win) means no evidence: p = 1.
     """
     diff = np.asarray(diff, dtype=float)
-    diff = diff[diff != 0]
-    if diff.size == 0:
+    nonzero = diff[diff != 0]
+    if nonzero.size == 0:
         return 1.0
-    return float(wilcoxon(diff, alternative="greater", correction=True).pvalue)
+    return float(wilcoxon(nonzero, alternative="greater", correction=True, method="asymptotic").pvalue)
 
 
 def pairwise_p_values(scores: np.ndarray) -> np.ndarray:
@@ -249,10 +252,10 @@ def pairwise_p_values(scores: np.ndarray) -> np.ndarray:
 
 
 def test_then_rank(scores: np.ndarray, alpha: float = ALPHA, p_values: np.ndarray | None = None) -> np.ndarray:
-    """Rank by the number of other algorithms each one beats (unadjusted one-sided p < ``alpha``); more wins,
-    better rank. ``p_values`` (from :func:`pairwise_p_values`) saves recomputing the tests."""
+    """Rank by the number of other algorithms each one beats (unadjusted one-sided p <= ``alpha``, as challengeR's
+    testThenRank); more wins, better rank. ``p_values`` (from :func:`pairwise_p_values`) saves recomputing them."""
     p = pairwise_p_values(scores) if p_values is None else p_values
-    wins = np.nansum(p < alpha, axis=1)
+    wins = np.sum(np.nan_to_num(p, nan=1.0) <= alpha, axis=1)
     return rank_descending(wins)
 
 

@@ -76,14 +76,13 @@ def blob_plot(t: TaskRanking, seed: int) -> Figure:
 
 def significance_plot(t: TaskRanking, alpha: float) -> Figure:
     """The significance map: cell (A, B) coloured when A is significantly better than B (one-sided paired
-    Wilcoxon, Holm-adjusted p < ``alpha``); algorithms ordered by rank; Holm p printed up to 15 algorithms."""
+    Wilcoxon, Holm-adjusted p <= ``alpha``); algorithms ordered by rank; Holm p printed up to 15 algorithms."""
     order = t.order()
     n = len(order)
     p = t.p_holm[np.ix_(order, order)]
-    significant = np.where(np.eye(n, dtype=bool), np.nan, (p < alpha).astype(float))
+    significant = np.where(np.eye(n, dtype=bool), np.nan, (p <= alpha).astype(float))
     fig, ax = _figure(max(3.5, 0.4 * n + 2.6), max(3.0, 0.4 * n + 1.6))
-    cmap = ListedColormap([NOT_SIGNIFICANT, SIGNIFICANT])
-    cmap.set_bad("white")
+    cmap = ListedColormap([NOT_SIGNIFICANT, SIGNIFICANT]).with_extremes(bad="white")
     ax.imshow(significant, cmap=cmap, vmin=0, vmax=1, aspect="equal")
     if n <= 15:
         for r in range(n):
@@ -96,7 +95,7 @@ def significance_plot(t: TaskRanking, alpha: float) -> Figure:
     ax.set_yticks(range(n), names, fontsize=8)
     ax.set_xlabel("B")
     ax.set_ylabel("A")
-    ax.legend(handles=[Patch(color=SIGNIFICANT, label=f"A better than B\n(Holm p < {alpha:g})"),
+    ax.legend(handles=[Patch(color=SIGNIFICANT, label=f"A better than B\n(Holm p ≤ {alpha:g})"),
                        Patch(color=NOT_SIGNIFICANT, label="not significant")],
               loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     ax.set_title(f"{t.task}: one-sided paired Wilcoxon tests, {t.n_cases} cases, Holm over {n * (n - 1)} ordered "

@@ -140,10 +140,12 @@ def methods_note(result: RankingResult) -> str:
         f"Per task, {direction}. Ranking methods: *mean then rank* and *median then rank* rank the per-algorithm "
         "mean and median; *rank then mean* ranks the algorithms on each case, averages the ranks, and ranks the "
         "averages; *test then rank* ranks by the number of other algorithms an algorithm beats in a one-sided paired "
-        f"Wilcoxon signed-rank test at p < {s.alpha:g}, unadjusted (as challengeR's testThenRank). Ties share the "
-        f"best rank ('min': 1, 1, 3). Missing values: {missing}. The test drops zero differences; a pair with no "
-        "non-zero difference has p = 1. The significance table gives, for row A and column B, the Holm-adjusted p "
-        "that A is better than B, Holm over all ordered pairs of the task. Bootstrap: cases resampled with "
+        f"Wilcoxon signed-rank test at p ≤ {s.alpha:g}, unadjusted (as challengeR's testThenRank). Ties share the "
+        f"best rank ('min': 1, 1, 3). Missing values: {missing}. The test is computed as challengeR calls R's "
+        "wilcox.test (paired, exact = FALSE): zero differences dropped, normal approximation with tie and continuity "
+        "corrections; a pair with no non-zero difference has p = 1. The significance table gives, for row A and "
+        "column B, the Holm-adjusted p that A is better than B, Holm over all ordered pairs of the task (bold: "
+        f"≤ {s.alpha:g}). Bootstrap: cases resampled with "
         f"replacement {s.n_boot} times per task (numpy default_rng seeded with [{s.seed}, crc32(task name)]), ranked "
         "by mean then rank; the 95% rank interval holds the 2.5% and 97.5% empirical quantiles of the bootstrap "
         "ranks; Kendall's tau is tau-b. Consensus: each algorithm's mean mean-then-rank rank over the tasks, with a "
@@ -152,7 +154,7 @@ def methods_note(result: RankingResult) -> str:
 
 
 def significance_rows(t: TaskRanking, alpha: float) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the significance matrix (Holm p that the row beats the column; bold: < alpha)."""
+    """Headers and rows of the significance matrix (Holm p that the row beats the column; bold: <= alpha)."""
     order = t.order()
     headers = ["A better than B →", *(t.algorithms[j] for j in order)]
     rows = []
@@ -160,7 +162,7 @@ def significance_rows(t: TaskRanking, alpha: float) -> tuple[list[str], list[lis
         cells = []
         for j in order:
             p = t.p_holm[i, j]
-            cells.append("–" if i == j else (f"**{_p(p)}**" if p < alpha else _p(p)))
+            cells.append("–" if i == j else (f"**{_p(p)}**" if p <= alpha else _p(p)))
         rows.append([t.algorithms[i], *cells])
     return headers, rows
 
@@ -186,7 +188,7 @@ def consensus_rows(result: RankingResult) -> tuple[list[str], list[list[str]]]:
 def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
     headers, rows = significance_rows(t, alpha)
     n_pairs = len(t.algorithms) * (len(t.algorithms) - 1)
-    n_sig = int((t.p_holm < alpha).sum())
+    n_sig = int((t.p_holm <= alpha).sum())
     return [
         f"## {t.task}",
         "",
@@ -198,7 +200,7 @@ def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
         "",
         winner_sentence(t),
         "",
-        f"Significance (Holm-adjusted one-sided p that the row is better than the column; bold: < {alpha:g}; "
+        f"Significance (Holm-adjusted one-sided p that the row is better than the column; bold: ≤ {alpha:g}; "
         f"{n_sig} of {n_pairs} ordered pairs significant):",
         "",
         markdown_table(headers, rows, "l" + "r" * (len(headers) - 1)),
