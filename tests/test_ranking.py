@@ -148,7 +148,7 @@ def test_missing_value_is_an_error_naming_it_unless_replaced():
     t = result.tasks["t"]
     assert t.data.n_replaced == 1
     assert t.data.values[7, 2] == 0.0
-    assert "1 NaN, infinite or absent values replaced by 0" in render_markdown(result)
+    assert "1 NaN, infinite or absent value(s) replaced by 0" in render_markdown(result)
 
 
 def test_smaller_better_flips_the_order():
@@ -260,8 +260,10 @@ def test_cli_missing_value_is_one_line_exit_2_and_na_value_handles_it(tmp_path):
         (lambda a: a.__setitem__(0, "nope.csv"), "nope.csv: no such file"),
         (lambda a: a.__setitem__(a.index("dice"), "score"), "no column 'score'"),
         (lambda a: a.extend(["--bootstrap", "many"]), "invalid int value: 'many'"),
+        (lambda a: a.extend(["--na-value", "nan"]), "must be a finite number, got nan"),
+        (lambda a: a.extend(["--bootstrap", "0"]), "at least 1, got 0"),
     ],
-    ids=["missing-file", "missing-column", "bad-number"],
+    ids=["missing-file", "missing-column", "bad-number", "nan-replacement", "zero-resamples"],
 )
 def test_cli_user_errors_are_one_line(tmp_path, capsys, change, expected):
     csv = write_csv(tmp_path / "t.csv", long_table({"t": clear_order(8)}, ALGS4))

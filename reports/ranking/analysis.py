@@ -135,6 +135,8 @@ class RankingResult:
 
 
 def _standard_columns(long_df: pd.DataFrame, columns: tuple[str, str, str, str]) -> pd.DataFrame:
+    if len(set(columns)) != len(COLUMNS):
+        raise RankingInputError(f"the task, algorithm, case and value columns must differ, got {list(columns)}")
     absent = [c for c in columns if c not in long_df.columns]
     if absent:
         raise RankingInputError(
@@ -378,6 +380,8 @@ def analyse(
         raise RankingInputError(f"the number of bootstrap resamples must be at least 1, got {n_boot}")
     if seed < 0:
         raise RankingInputError(f"the seed must be a non-negative integer, got {seed}")
+    if na_value is not None and not np.isfinite(na_value):
+        raise RankingInputError(f"the replacement for missing values must be a finite number, got {na_value}")
     matrices = task_matrices(long_df, smaller_better=smaller_better, na_value=na_value, columns=columns)
     tasks = [rank_task(m, n_boot, seed, alpha) for m in matrices]
     mean_rank, interval = consensus(tasks)

@@ -123,7 +123,7 @@ def tau_sentence(t: TaskRanking) -> str:
     tau = t.bootstrap.tau_median
     return (
         f"Kendall's tau-b between each bootstrap ranking and the observed mean-then-rank ranking: median "
-        f"{fmt(tau, 3)} over {t.bootstrap.n} resamples (1: the ranking never changes)."
+        f"{fmt(tau, 3)} over {t.bootstrap.n} resamples (1: the observed order, -1: its reverse)."
     )
 
 
@@ -135,7 +135,7 @@ def methods_note(result: RankingResult) -> str:
     if s.na_value is None:
         missing = "none (a missing value is an error unless a replacement value is given)"
     else:
-        missing = f"{replaced} NaN, infinite or absent values replaced by {s.na_value:g} (as challengeR's `na.treat`)"
+        missing = f"{replaced} NaN, infinite or absent value(s) replaced by {s.na_value:g} (as challengeR's `na.treat`)"
     return (
         f"Per task, {direction}. Ranking methods: *mean then rank* and *median then rank* rank the per-algorithm "
         "mean and median; *rank then mean* ranks the algorithms on each case, averages the ranks, and ranks the "
@@ -192,7 +192,7 @@ def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
     return [
         f"## {t.task}",
         "",
-        f"{t.n_cases} cases" + (f", {t.data.n_replaced} missing values replaced" if t.data.n_replaced else "") + ".",
+        f"{t.n_cases} cases" + (f", {t.data.n_replaced} missing value(s) replaced" if t.data.n_replaced else "") + ".",
         "",
         markdown_table(RANK_HEADERS, rank_rows(t), RANK_ALIGN),
         "",
