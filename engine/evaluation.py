@@ -132,12 +132,13 @@ def evaluate(
                     atomic_write_bytes(pred_dir / f"{image_id}.png", png.tobytes())
             done += n
 
-    table = pd.DataFrame({"id": ids, **rows})
+    # one unit per metric in every file: per_image.csv holds what the reports print (percent, HD95 in px)
+    scaled = {name: np.asarray(values) * REPORT_SCALE.get(name, 1.0) for name, values in rows.items()}
+    table = pd.DataFrame({"id": ids, **scaled})
     atomic_write_bytes(out_dir / "per_image.csv", table.to_csv(index=False, float_format="%.6f").encode())
-    summary: dict = {
-        name: summarize(table[name].to_numpy(), n_boot=n_boot, scale=REPORT_SCALE.get(name, 1.0)) for name in rows
-    }
+    summary: dict = {name: summarize(table[name].to_numpy(), n_boot=n_boot) for name in rows}
     summary["units"] = {name: METRIC_UNITS.get(name, "") for name in rows}
+    summary["per_image_units"] = "as units"  # per_image.csv in the units above (earlier files held fractions)
     summary.update(split=split, model=cfg["model"], n_images=len(ids), img_size=img_size, prepared_size=size)
     summary.update(extra or {})
     atomic_write_json(out_dir / "metrics.json", summary)

@@ -27,7 +27,8 @@ METRIC_UNITS = {
     "pred_fg": "% of image",
     "true_fg": "% of image",
 }
-# per_image.csv value x REPORT_SCALE = the reported unit (overlap ratios are fractions per image).
+# engine.metrics.image_metrics value x REPORT_SCALE = the reported unit (overlap ratios are fractions per image);
+# per_image.csv and metrics.json hold the reported units (METRIC_UNITS).
 REPORT_SCALE = {**{m: 100.0 for m in PAPER_METRICS}, "surface_dice": 100.0, "hd95": 1.0, "pred_fg": 1.0, "true_fg": 1.0}
 LOWER_IS_BETTER = frozenset({"hd95"})
 SURFACE_TOLERANCE_PX = 2.0

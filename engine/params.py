@@ -358,7 +358,7 @@ class Params(BaseModel):
 
         unknown = [key for key in synthetic if key not in adapter_names()]
         if unknown:
-            raise ValueError(f"{unknown[0]!r}: a generated dataset is named by the adapter that reads it (synthetic, shifted)")
+            raise ValueError(f"{unknown[0]!r}: name a generated dataset by its adapter (synthetic, shifted)")
         return synthetic
 
     @model_validator(mode="before")

@@ -3,10 +3,11 @@
     python -m pipeline.evaluate --data data/prepared/synthetic --checkpoint runs/.../best.pt --out DIR
                                 [--split test] [--batch-size 16] [--device auto] [--compile]
 
-Writes ``per_image.csv`` (id, then every metric ``engine.metrics.image_metrics`` returns, in its
-units: fractions, HD95 in pixels), ``metrics.json`` (per metric: mean, std, 95% bootstrap CI over
-images, scaled by ``engine.metric_names.REPORT_SCALE``: the six paper metrics in percent, HD95 in pixels;
-``units`` names each unit; ``img_size``/``prepared_size`` the two sizes below), ``timing.json``
+Writes ``per_image.csv`` (id, then every metric ``engine.metrics.image_metrics`` returns, in the units
+the reports print, ``engine.metric_names.METRIC_UNITS``: every proportion in percent (the overlap metrics,
+NSD, predicted and true foreground), HD95 in pixels), ``metrics.json`` (per metric: mean, std, 95% bootstrap
+CI over images, in the same units; ``units`` names each unit; ``img_size``/``prepared_size`` the two sizes
+below), ``timing.json``
 (throughput of the forward pass) and ``pred/<id>.png`` (predicted masks at the prepared size, 0/255).
 See ``engine.metrics`` for the definitions and the rules for empty masks.
 

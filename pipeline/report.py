@@ -1,14 +1,14 @@
 """Report stage: the paper's tables and figures, from the pipeline's outputs only.
 
-    python -m pipeline.report [--results results] [--runs runs] [--prepared data/prepared] [--out output]
-                              [--metrics metrics.json]
+    python -m pipeline.report [--results results] [--runs runs] [--prepared data/prepared] [--out output/quick]
+                              [--metrics metrics/quick.json]
 
 Load -> build -> write. Reads the runs named by params.yaml (``datasets``, ``models``, ``seeds``):
 ``results/<D>/<M>/seed<S>/{metrics.json,per_image.csv,pred/}``, ``results/complexity/<M>.json``,
 ``runs/<D>/<M>/seed<S>/{train.json,log.csv}``, ``data/prepared/<D>/`` and the paper's numbers in
-``reports/paper/``; writes into ``output/``: comparison, ablation and complexity tables (``.md`` and
-``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, and ``bubble``, ``qualitative``
-and ``val_curves`` as PNG and PDF; with ``--metrics`` also a compact metrics file for
+``reports/paper/``; writes into ``--out`` (``output/<profile>/`` in dvc.yaml): comparison, ablation and
+complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, and
+``bubble``, ``qualitative`` and ``val_curves`` as PNG and PDF; with ``--metrics`` also a compact metrics file for
 ``dvc metrics show``. Every file is built before the first is written, and each is written atomically.
 """
 
@@ -32,6 +32,15 @@ def write_outputs(out: Path, files: dict[str, str | bytes]) -> list[Path]:
     return written
 
 
+def refuse_unequal(params, inputs) -> None:
+    """With ``report.fail_on_unequal``, a run whose recipe differs from the shared ``train:`` (B) stops the report."""
+    from reports.inputs import ReportError
+
+    if params.report.fail_on_unequal and inputs.recipe_diffs:
+        runs = "; ".join(f"{m}: {', '.join(diff.values())}" for m, diff in inputs.recipe_diffs.items())
+        raise ReportError(f"report.fail_on_unequal: runs trained with another recipe than train:: {runs}")
+
+
 def write_reports(
     params, results: Path, runs: Path, prepared: Path, out: Path, root: Path | None = None, metrics: Path | None = None
 ) -> list[Path]:
@@ -40,6 +49,7 @@ def write_reports(
     from reports.inputs import load_inputs
 
     inputs = load_inputs(params, results, runs, prepared, root or Path.cwd())
+    refuse_unequal(params, inputs)
     files = build_reports(inputs)
     extra = metrics_json(inputs) if metrics is not None else None
     written = write_outputs(out, files)

@@ -50,7 +50,7 @@ def size_bins(truth_fg: pd.Series) -> tuple[pd.Series, tuple[float, float], int]
     return pd.Series(names, index=nonempty.index), (float(q1), float(q2)), int((truth_fg <= 0).sum())
 
 
-MIN_IMAGES = 20
+MIN_IMAGES = flags.MIN_IMAGES
 
 
 def _separated(a: Cell, b: Cell, higher_is_better: bool) -> bool:
@@ -91,9 +91,10 @@ def judge(table: Table, j: int, reference: str, n_images: int, unconverged: set[
     overlapping = [row for row, c in others if not _separated(c, ref, hib) and not _separated(ref, c, hib)]
     reasons = []
     if not ref.rankable:
-        reasons.append(f"{ref_row.label}'s run is degenerate")
-    if n_images < MIN_IMAGES:
-        reasons.append(f"{n_images} images, fewer than {MIN_IMAGES}")
+        why = [w for f, w in (("D", "degenerate"), ("B", "trained with another recipe (B)")) if f in ref_row.flags]
+        reasons.append(f"{ref_row.label}'s run is {' and '.join(why) or 'not ranked'}")
+    if n_images < MIN_IMAGES:  # the small-sample rule, named first: no interval is trusted on so few images
+        where = f"n < {MIN_IMAGES}: {n_images} images; {where}"
     if not ahead and not overlapping:
         candidate, rests_on = "supported", [ref_row] + [row for row, _ in others]
         detail = "interval entirely better than every other model's"
@@ -112,8 +113,9 @@ def judge(table: Table, j: int, reference: str, n_images: int, unconverged: set[
         reasons.append(f"unconverged: {_names(flagged)}")
     if candidate is None:
         return "inconclusive", f"{col.label}: inconclusive ({where}; {'; '.join(reasons)})"
-    if reasons:
-        return "inconclusive", f"{col.label}: inconclusive ({where}; {detail}, but {'; '.join(reasons)})"
+    if reasons or n_images < MIN_IMAGES:
+        but = f", but {'; '.join(reasons)}" if reasons else ""
+        return "inconclusive", f"{col.label}: inconclusive ({where}; {detail}{but})"
     return candidate, f"{col.label}: {candidate} ({where}; {detail})"
 
 
@@ -124,8 +126,10 @@ def rule_text(ref: str, counted: str = "a bin's n, or the test images of the bou
         f'none of these runs is flagged unconverged (U); "not supported" when {ref}\'s run is not flagged and '
         "some model whose run is not flagged has its interval entirely on the better side of "
         f'{ref}\'s; otherwise "inconclusive" (reasons given). Any verdict on fewer than {MIN_IMAGES} images '
-        f"({counted}) is inconclusive: with so few, a bootstrap "
-        "interval of a mean is too narrow. Runs whose convergence could not be judged count as not flagged."
+        f'({counted}) reads "inconclusive (n < {MIN_IMAGES}: ...)": with so few, a bootstrap '
+        "interval of a mean is too narrow. Runs whose convergence could not be judged count as not flagged; runs "
+        "trained with another recipe than the shared one (B) are not ranked, and a verdict on such a reference "
+        "is never supported."
     )
 
 
@@ -133,10 +137,10 @@ def _table(inp: Inputs, d: str, models: list[str], columns: list[Column], cell_o
     rows = [summary.make_row(inp, m, [d]) for m in models]
     cells = []
     for m in models:
-        degenerate = summary.is_degenerate(inp, d, m)
+        rankable = summary.is_rankable(inp, d, m)
         line = [cell_of(m, c) for c in columns]
         for c in line:
-            c.rankable = not degenerate
+            c.rankable = rankable
         cells.append(line)
     return mark_best(Table(rows, columns, cells))
 
@@ -157,7 +161,8 @@ def build(inp: Inputs) -> str:
         f"- Boundary: HD95 (px, lower is better) and normalised surface Dice (NSD, %) at a tolerance of "
         f"{SURFACE_TOLERANCE_PX:g} px at the evaluation resolution; {uncertainty_text(inp)}.",
         f"- Verdict: {rule_text(ref)} Best per column in **bold**, second in *italics*; degenerate runs (D) "
-        f"are not ranked. {DAGGER_NOTE}",
+        f"and runs trained with another recipe (B) are not ranked. {DAGGER_NOTE}",
+        f"- {flags.SMALL_SAMPLE_RULE}",
         "",
         summary.setting_text(inp, models),
         "",
@@ -216,7 +221,7 @@ def build(inp: Inputs) -> str:
             "",
         ]
         notes = summary.flag_notes(inp, models, [d])
-        if any(r.flags for r in size.rows):
+        if any(r.flags for r in size.rows + boundary.rows):
             notes.insert(0, flags.describe_rules())
         lines += [*notes, ""] if notes else []
     lines.append(provenance.markdown_block(inp.provenance))

@@ -28,8 +28,11 @@ def uncertainty_text(inp: Inputs, latex_form: bool = False) -> str:
 
 def marking_text(latex_form: bool = False) -> str:
     if latex_form:
-        return r"Best in bold red, second underlined blue; degenerate runs are not ranked."
-    return "Best per column in **bold**, second in *italics*; degenerate runs (D) are not ranked."
+        return r"Best in bold red, second underlined blue; degenerate runs and runs with another recipe are not ranked."
+    return (
+        "Best per column in **bold**, second in *italics*; degenerate runs (D) and runs trained with another "
+        "recipe than the shared one (B) are not ranked."
+    )
 
 
 def metric_table(inp: Inputs, datasets: list[str], metrics: list[str], models: list[str]) -> Table:
@@ -50,10 +53,10 @@ def metric_table(inp: Inputs, datasets: list[str], metrics: list[str], models: l
     for m in models:
         line = []
         for d in datasets:
-            degenerate = summary.is_degenerate(inp, d, m)
+            rankable = summary.is_rankable(inp, d, m)
             for k in metrics:
                 cell = summary.metric_cell(inp, d, m, k)
-                cell.rankable = not degenerate
+                cell.rankable = rankable
                 line.append(cell)
         cells.append(line)
     table = Table(rows, columns, cells, notes=summary.flag_notes(inp, models, datasets))

@@ -40,6 +40,9 @@ NONE_LINE = (
 )
 
 
+COMPARED = ("init",)  # the one recipe difference this table is about
+
+
 def pairs(inp: Inputs) -> list[tuple[str, str]]:
     """``[(scratch key, pretrained key)]`` in params.yaml order of the pretrained entries (module docstring)."""
     main = [m for m in inp.models if inp.families[m] != "Ablation"]
@@ -82,9 +85,9 @@ def pair_table(inp: Inputs, found: list[tuple[str, str]]) -> Table:
         for k, label in (("scratch", "Scratch"), ("pretrained", "Pretrained"), ("delta", "Δ"))
     ]
     rows, cells = [], []
-    for s, p in found:
-        base = summary.make_row(inp, s, inp.datasets)
-        flags = tuple(dict.fromkeys(base.flags + summary.make_row(inp, p, inp.datasets).flags))
+    for s, p in found:  # the table is about initialisation: a pair is flagged (B) for any other difference
+        base = summary.make_row(inp, s, inp.datasets, ignore=COMPARED)
+        flags = tuple(dict.fromkeys(base.flags + summary.make_row(inp, p, inp.datasets, ignore=COMPARED).flags))
         rows.append(Row(p, pair_label(inp, s, p), inp.families[s], flags))
         line = []
         for d in inp.datasets:
@@ -92,7 +95,8 @@ def pair_table(inp: Inputs, found: list[tuple[str, str]]) -> Table:
             line.append(delta_cell(inp, d, s, p))
         cells.append(line)
     models = [m for pair in found for m in pair]
-    return Table(rows, columns, cells, notes=summary.flag_notes(inp, models, inp.datasets), row_header="Model")
+    notes = summary.flag_notes(inp, models, inp.datasets, ignore=COMPARED)
+    return Table(rows, columns, cells, notes=notes, row_header="Model")
 
 
 def ordinal(n: int) -> str:

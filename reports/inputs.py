@@ -23,10 +23,10 @@ import pandas as pd
 from core.errors import UserError
 from datasets.base import DatasetError
 from datasets.registry import get_adapter
-from engine.metric_names import PAPER_METRICS
+from engine.metric_names import PAPER_METRICS, REPORT_SCALE
 from models.dyglnet_variants import ABLATION_VARIANTS
 from models.pretrained import architecture_kwargs
-from reports import paper, provenance
+from reports import flags, paper, provenance
 from reports.table import family_rank
 
 
@@ -72,6 +72,15 @@ class Inputs:
     transfer_pairs: list[tuple[str, str]] = field(default_factory=list)  # (source, target), params.yaml order
     # (source, target, model, seed) -> the transfer stage's run; its log and train.json are the source run's
     transfer_runs: dict[tuple[str, str, str, int], Run] = field(default_factory=dict)
+    # model key -> {recipe key: "steps 60 vs 20"}: where its runs' recorded recipe differs from the shared train:
+    # section (reports.flags, the (B) flag); models that follow it are absent
+    recipe_diffs: dict[str, dict[str, str]] = field(default_factory=dict)
+    overrides: dict[str, dict] = field(default_factory=dict)  # model key -> its models: entry's train: overrides
+    selection: dict[str, list[str]] = field(default_factory=dict)  # dataset -> the selection rules its runs used
+
+    def unequal(self, m: str, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+        """The (B) differences of model ``m``'s recipe, less the keys ``ignore`` (a table's purpose)."""
+        return {k: v for k, v in self.recipe_diffs.get(m, {}).items() if k not in ignore}
 
     def main_models(self) -> list[str]:
         """The non-ablation models in the paper's row order (family, then params.yaml order)."""
@@ -125,6 +134,10 @@ def read_evaluation(folder: Path, how: str) -> tuple[dict, pd.DataFrame]:
     for column in ("id", "dice"):
         if column not in table.columns:
             raise ReportError(f"{per_image_file}: no column {column!r} (has {', '.join(table.columns)})")
+    if metrics.get("per_image_units") != "as units":  # written before per_image.csv held the reported units
+        for name, scale in REPORT_SCALE.items():
+            if name in table.columns and scale != 1.0:
+                table[name] = table[name] * scale
     return metrics, table
 
 
@@ -211,7 +224,7 @@ def load_samples(prepared: Path, results: Path, dataset: str, models: list[str],
             preds[m] = pred > 127
             table = runs[(dataset, m, seed)].per_image
             hit = table.loc[table["id"] == image_id, "dice"]
-            dice[m] = float(hit.iloc[0]) * 100 if len(hit) else float("nan")
+            dice[m] = float(hit.iloc[0]) if len(hit) else float("nan")
         samples.append({"id": image_id, "image": image, "truth": truth, "preds": preds, "dice": dice})
     return samples
 
@@ -232,6 +245,28 @@ def setup_key(spec) -> str:
         "recipe": spec.recipe.model_dump(),
     }
     return json.dumps(setup, sort_keys=True, default=str)
+
+
+def run_recipe(run: Run, spec, augment: dict) -> dict:
+    """The (B) flag's view of a run's recipe (:func:`reports.flags.comparable_recipe`), from its ``train.json``;
+    for a run recorded before train.json held its recipe, the recipe params.yaml gives its model."""
+    record = (run.train or {}).get("recipe")
+    if isinstance(record, dict):
+        return flags.comparable_recipe(record, record.get("augment", {}), bool((run.train or {}).get("weights")))
+    pretrained = any(spec.model_kwargs.get(k) for k in WEIGHT_ARGUMENTS)
+    return flags.comparable_recipe(spec.recipe.model_dump(), augment, pretrained)
+
+
+def recipe_diffs(params, specs: dict, runs: dict) -> dict[str, dict[str, str]]:
+    """model key -> the (B) differences of its runs from the shared ``train:`` section (absent when none)."""
+    augment = params.augment.model_dump()
+    shared = flags.comparable_recipe(params.train.model_dump(), augment, pretrained=False)
+    out: dict[str, dict[str, str]] = {}
+    for (_, m, _), run in sorted(runs.items(), key=lambda kv: kv[0]):
+        for key, text in flags.recipe_differences(run_recipe(run, specs[m], augment), shared).items():
+            known = out.setdefault(m, {}).get(key)
+            out[m][key] = text if known in (None, text) else f"{known}; {text}"
+    return out
 
 
 def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -> Inputs:
@@ -283,11 +318,17 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
         qualitative_dataset=qual_dataset,
         reference=reference,
         palette=params.report.palette,
-        recipes={m: {k: getattr(specs[m].recipe, k) for k in paper.RECIPE_KEYS} for m in models},
+        recipes={m: paper.recipe_of(specs[m].recipe) for m in models},
         setups={m: setup_key(specs[m]) for m in models},
         weights={m: {k: v for k, v in specs[m].model_kwargs.items() if k in WEIGHT_ARGUMENTS} for m in models},
         transfer_pairs=pairs,
         transfer_runs=transfer_runs,
+        recipe_diffs=recipe_diffs(params, specs, loaded),
+        overrides={m: params.models[m].overrides if params.models.get(m) else {} for m in models},
+        selection={
+            d: sorted({(loaded[(d, m, s)].train or {}).get("selection", "not recorded") for m in models for s in seeds})
+            for d in datasets
+        },
     )
     split_datasets = datasets + list(params.transfer.test_only)
     train_json = {k: r.train for k, r in loaded.items()}

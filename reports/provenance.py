@@ -47,7 +47,7 @@ import yaml
 from datasets.sources import terms
 from models.pretrained import weights_source
 
-GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics.json", "code_fingerprints.yaml")
+GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics", "code_fingerprints.yaml")
 PACKAGES = ("torch", "timm", "segmentation-models-pytorch")
 
 
@@ -193,19 +193,26 @@ def cpu_name() -> str:
 
 
 def recipe_text(params, models: list[str]) -> str:
+    """The shared ``train:`` recipe and every per-model override of it (any key a ``models:`` entry sets)."""
     t = params.train
-    text = f"epochs {t.epochs}, image size {t.img_size}, batch {t.batch_size}, lr {t.lr:g}"
+    budget = f"{t.steps} optimiser steps" if t.steps is not None else f"{t.epochs} epochs"
+    text = f"{budget}, image size {t.img_size}, batch {t.batch_size}, lr {t.lr:g}"
     overrides = []
     for m in models:
-        r = params.model_spec(m).recipe
-        diff = [
-            f"{k} {getattr(r, a):g}"
-            for k, a in (("epochs", "epochs"), ("image size", "img_size"), ("batch", "batch_size"), ("lr", "lr"))
-            if getattr(r, a) != getattr(t, a)
-        ]
-        if diff:
-            overrides.append(f"{m}: {', '.join(diff)}")
-    return text + (f"; overrides: {'; '.join(overrides)}" if overrides else "")
+        entry = params.models.get(m)
+        changed = entry.overrides if entry is not None else {}
+        if changed:
+            overrides.append(f"{m}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+    return text + f"; per-model overrides: {'; '.join(overrides) if overrides else 'none'}"
+
+
+def selection_text(train_json: dict[tuple[str, str, int], dict | None]) -> str:
+    """The checkpoint each dataset's runs kept: the best validation Dice, or the last epoch (no validation split)."""
+    words = {"best_val_dice": "best validation Dice", "last": "last epoch (no validation split)"}
+    per_dataset: dict[str, set[str]] = defaultdict(set)
+    for (d, _, _), info in train_json.items():
+        per_dataset[d].add(words.get((info or {}).get("selection"), "not recorded"))
+    return "; ".join(f"{d}: {', '.join(sorted(rules))}" for d, rules in sorted(per_dataset.items())) or "not recorded"
 
 
 def steps_text(train_json: dict[tuple[str, str, int], dict | None]) -> str:
@@ -305,6 +312,7 @@ def collect(root: Path, params, datasets, models, prepared: Path, train_json) ->
         "profile": params.profile,
         "recipe": recipe_text(params, models),
         "optimiser steps": steps_text(train_json),
+        "model selection": selection_text(train_json),
         "initialisation": weights_text(params, models, train_json),
         "software": versions(),
         "device": device_text(train_json),

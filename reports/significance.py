@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
-from reports import provenance, summary
+from reports import flags, provenance, summary
 from reports.inputs import Inputs
 from reports.table import fmt, markdown_table
 
@@ -99,17 +99,29 @@ HEADERS = ["Model", "images", "untied", "median diff (95% CI)", "r", "p", "Holm 
 ALIGN = "lrrrrrrl"
 
 
+def pair_verdict(inp: Inputs, m: str, r) -> str:
+    """One paired test's result by the rules every verdict follows: a recipe that differs (B) or fewer than
+    ``flags.MIN_IMAGES`` paired images never read "X better"."""
+    reasons = []
+    unequal = [inp.names[k] for k in (inp.reference, m) if inp.unequal(k)]
+    if unequal:
+        reasons.append(f"recipe differs ({', '.join(unequal)}: B)")
+    if r["n"] < flags.MIN_IMAGES:
+        reasons.append(flags.SMALL_SAMPLE)
+    if reasons:
+        return "; ".join(reasons)
+    if r["p_holm"] < ALPHA:
+        return f"{inp.names[inp.reference]} better" if r["r"] > 0 else f"{inp.names[m]} better"
+    return "no significant difference"
+
+
 def result_rows(inp: Inputs, dice: dict[str, pd.Series], order: list[str]) -> list[list[str]]:
     """The rows of one table (``HEADERS``): the reference against each model of ``order``, Holm over them all
     (``dice``: model -> per-image Dice, the reference's included)."""
-    ref_name = inp.names[inp.reference]
     result = paired_tests(dice, inp.reference).set_index("model").reindex(order).dropna(how="all")
     rows = []
     for m, r in result.iterrows():
-        if r["p_holm"] < ALPHA:
-            verdict = f"{ref_name} better" if r["r"] > 0 else f"{inp.names[m]} better"
-        else:
-            verdict = "no significant difference"
+        verdict = pair_verdict(inp, m, r)
         rows.append(
             [
                 inp.names[m],
@@ -138,6 +150,9 @@ def build(inp: Inputs) -> str:
         f"{ref_name} better on every untied image, −1: worse on every one). With n untied pairs the smallest "
         "possible two-sided p is 2/2^n, so fewer than 6 untied pairs can never be significant.",
         "",
+        flags.SMALL_SAMPLE_RULE + " A pair in which either model was trained with another recipe than the shared "
+        'one (B) reads "recipe differs".',
+        "",
         summary.setting_text(inp, inp.models),
         "",
     ]
@@ -146,5 +161,7 @@ def build(inp: Inputs) -> str:
         dice = {m: summary.per_image(inp, d, m, "dice") for m in [inp.reference, *order]}
         rows = result_rows(inp, dice, order)
         lines += [f"## {inp.dataset_names[d]}", "", markdown_table(HEADERS, rows, ALIGN), ""]
+        note = summary.recipe_note(inp, [inp.reference, *order])
+        lines += [note, ""] if note else []
     lines.append(provenance.markdown_block(inp.provenance))
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from engine.metric_names import PAPER_METRICS, REPORT_SCALE
+from engine.metric_names import PAPER_METRICS
 from engine.stats import bootstrap_means, summarize
 from reports import flags, paper
 from reports.inputs import Inputs
@@ -34,7 +34,7 @@ def seed_mean(inp: Inputs, d: str, m: str, s: int, metric: str) -> dict | None:
         return entry
     if metric not in run.per_image.columns:
         return None
-    return summarize(run.per_image[metric].to_numpy(dtype=float), n_boot=N_BOOT, scale=REPORT_SCALE[metric])
+    return summarize(run.per_image[metric].to_numpy(dtype=float), n_boot=N_BOOT)
 
 
 def metric_cell(inp: Inputs, d: str, m: str, metric: str) -> Cell:
@@ -56,7 +56,7 @@ def per_image(inp: Inputs, d: str, m: str, metric: str) -> pd.Series:
     if any(metric not in f.columns for f in frames):
         return pd.Series(dtype=float)
     stacked = pd.concat([f[["id", metric]] for f in frames])
-    return stacked.groupby("id", sort=True)[metric].mean() * REPORT_SCALE[metric]
+    return stacked.groupby("id", sort=True)[metric].mean()
 
 
 def values_cell(values: np.ndarray, seed: int = 0) -> Cell:
@@ -81,7 +81,7 @@ def mdice_cell(inp: Inputs, m: str) -> Cell:
     means = [seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]
     boots = []
     for k, d in enumerate(inp.datasets):
-        values = inp.runs[(d, m, s)].per_image["dice"].to_numpy(dtype=float) * REPORT_SCALE["dice"]
+        values = inp.runs[(d, m, s)].per_image["dice"].to_numpy(dtype=float)
         boots.append(bootstrap_means(values, N_BOOT, seed=k) if len(values) else np.full(N_BOOT, np.nan))
     low, high = np.percentile(np.mean(boots, axis=0), [2.5, 97.5])
     return Cell(float(np.mean(means)), float(low), float(high), "ci")
@@ -101,15 +101,37 @@ def run_flags(inp: Inputs, d: str, m: str) -> dict[str, list[int]]:
     return out
 
 
-def make_row(inp: Inputs, m: str, datasets: list[str], group: str | None = None) -> Row:
+def make_row(inp: Inputs, m: str, datasets: list[str], group: str | None = None, ignore: tuple[str, ...] = ()) -> Row:
+    """A table row of model ``m`` with its flags over ``datasets``: D, U, and B unless its recipe differs only in
+    the keys ``ignore`` (the difference a table is about)."""
     found = [run_flags(inp, d, m) for d in datasets]
     marks = tuple(k for k in ("D", "U") if any(f[k] for f in found))
+    if inp.unequal(m, ignore):
+        marks += ("B",)
     return Row(m, inp.names[m], inp.families[m] if group is None else group, marks)
 
 
-def flag_notes(inp: Inputs, models: list[str], datasets: list[str]) -> list[str]:
-    """Which runs are flagged, and for how many the flags could not be judged."""
+def is_rankable(inp: Inputs, d: str, m: str, ignore: tuple[str, ...] = ()) -> bool:
+    """May model ``m`` be marked best or second on dataset ``d``: not degenerate, and trained with the shared recipe
+    (less the keys ``ignore``)."""
+    return not is_degenerate(inp, d, m) and not inp.unequal(m, ignore)
+
+
+def recipe_note(inp: Inputs, models: list[str], ignore: tuple[str, ...] = ()) -> str | None:
+    """``Recipe differs (B): DyGLNet: steps 60 vs 20.``, or None when every model follows the shared recipe."""
+    parts = [f"{inp.names[m]}: {', '.join(inp.unequal(m, ignore).values())}" for m in models if inp.unequal(m, ignore)]
+    return f"Recipe differs (B): {'; '.join(parts)}." if parts else None
+
+
+def _no_validation(inp: Inputs, d: str, m: str, s: int) -> bool:
+    log = inp.runs[(d, m, s)].log
+    return log is not None and len(log) >= 2 and not np.isfinite(flags.val_dice_percent(log)).any()
+
+
+def flag_notes(inp: Inputs, models: list[str], datasets: list[str], ignore: tuple[str, ...] = ()) -> list[str]:
+    """Which runs are flagged, and for how many the flags could not be judged (and why)."""
     flagged, unjudged = [], {"D": 0, "U": 0}
+    no_val = sum(_no_validation(inp, d, m, s) for m in models for d in datasets for s in inp.seeds)
     for m in models:
         for d in datasets:
             f = run_flags(inp, d, m)
@@ -124,16 +146,19 @@ def flag_notes(inp: Inputs, models: list[str], datasets: list[str]) -> list[str]
     notes = []
     if flagged:
         notes.append("Flagged runs: " + "; ".join(flagged) + ".")
+    recipe = recipe_note(inp, models, ignore)
+    if recipe:
+        notes.append(recipe)
     total = len(models) * len(datasets) * len(inp.seeds)
     if unjudged["D"]:
         notes.append(
             f"Degenerate flag not computed for {unjudged['D']} of {total} runs (per_image.csv without pred_fg/true_fg)."
         )
-    if unjudged["U"]:
-        notes.append(
-            f"Unconverged flag not computed for {unjudged['U']} of {total} runs "
-            "(no log.csv, fewer than two epochs, or no validation Dice)."
-        )
+    if unjudged["U"] and no_val == unjudged["U"]:
+        notes.append(f"Unconverged flag (U) for {no_val} of {total} runs: not judged: no validation split.")
+    elif unjudged["U"]:
+        why = f"{no_val} with no validation split; the others without log.csv or with fewer than two epochs"
+        notes.append(f"Unconverged flag (U) not judged for {unjudged['U']} of {total} runs ({why}).")
     return notes
 
 
@@ -145,12 +170,12 @@ def finite(x: float | None) -> bool:
     return x is not None and not math.isnan(x)
 
 
-RECIPE_FORMS = {"img_size": "{} px", "epochs": "{} epochs", "batch_size": "batch {}", "lr": "lr {}"}
-RECIPE_NAMES = {"img_size": "image size", "epochs": "epochs", "batch_size": "batch size", "lr": "learning rate"}
+RECIPE_FORMS = {"img_size": "{} px", "budget": "{}", "batch_size": "batch {}", "lr": "lr {}"}
+RECIPE_NAMES = {"img_size": "image size", "budget": "budget", "batch_size": "batch size", "lr": "learning rate"}
 
 
-def _setting(key: str, value: float) -> str:
-    return RECIPE_FORMS[key].format(f"{value:g}")
+def _setting(key: str, value) -> str:
+    return RECIPE_FORMS[key].format(value if isinstance(value, str) else f"{value:g}")
 
 
 def recipe_text(inp: Inputs, models: list[str]) -> str:
@@ -177,7 +202,35 @@ def recipe_text(inp: Inputs, models: list[str]) -> str:
     return f"{ours}: not the paper's recipe ({paper_text}); {named} differ{'s' if len(differ) == 1 else ''}"
 
 
+SELECTION_WORDS = {
+    "best_val_dice": "the epoch with the best validation Dice",
+    "last": "the last epoch (no validation split)",
+    "not recorded": "not recorded",
+}
+
+
+def seeds_text(inp: Inputs) -> str:
+    """``one seed (42)`` or ``3 seeds (42, 43, 44)``."""
+    listed = ", ".join(map(str, inp.seeds))
+    return f"one seed ({listed})" if len(inp.seeds) == 1 else f"{len(inp.seeds)} seeds ({listed})"
+
+
+def selection_text(inp: Inputs, datasets: list[str]) -> str:
+    """Which checkpoint the runs of ``datasets`` kept, per rule: ``the last epoch (no validation split): TNBC``."""
+    by_rule: dict[str, list[str]] = {}
+    for d in datasets:
+        for rule in inp.selection.get(d, ["not recorded"]):
+            by_rule.setdefault(SELECTION_WORDS.get(rule, rule), []).append(inp.dataset_names[d])
+    if len(by_rule) == 1:
+        return next(iter(by_rule))
+    return "; ".join(f"{rule}: {', '.join(names)}" for rule, names in by_rule.items())
+
+
 def setting_text(inp: Inputs, models: list[str], datasets: list[str] | None = None) -> str:
-    """One sentence for captions: the datasets and the recipe (see :func:`recipe_text`)."""
+    """One sentence for captions: the datasets, the recipe (see :func:`recipe_text`), the seeds and which
+    checkpoint was kept."""
     datasets = inp.datasets if datasets is None else datasets
-    return f"Datasets: {', '.join(inp.dataset_names[d] for d in datasets)}. Recipe: {recipe_text(inp, models)}."
+    return (
+        f"Datasets: {', '.join(inp.dataset_names[d] for d in datasets)}. Recipe: {recipe_text(inp, models)}; "
+        f"{seeds_text(inp)}. Checkpoint kept: {selection_text(inp, datasets)}."
+    )

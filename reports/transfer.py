@@ -28,7 +28,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.metric_names import REPORT_SCALE
 from engine.stats import bootstrap_means
 from reports import claims, flags, latex, provenance, significance, summary
 from reports.comparison import marking_text, uncertainty_text
@@ -66,9 +65,8 @@ def drop_cell(inp: Inputs, view: Inputs, source: str, m: str) -> Cell:
         mean, std = float(np.mean(drops)), float(np.std(drops, ddof=1))
         return Cell(mean, mean - std, mean + std, "std")
     s = inp.seeds[0]
-    scale = REPORT_SCALE["dice"]
-    own = inp.runs[(source, m, s)].per_image["dice"].dropna().to_numpy(dtype=float) * scale
-    other = view.runs[(key, m, s)].per_image["dice"].dropna().to_numpy(dtype=float) * scale
+    own = inp.runs[(source, m, s)].per_image["dice"].dropna().to_numpy(dtype=float)
+    other = view.runs[(key, m, s)].per_image["dice"].dropna().to_numpy(dtype=float)
     if not len(own) or not len(other):
         return Cell()
     drops = bootstrap_means(own, N_BOOT, seed=0) - bootstrap_means(other, N_BOOT, seed=1)
@@ -102,7 +100,7 @@ def pair_table(inp: Inputs, source: str, target: str, models: list[str]) -> Tabl
             drop_cell(inp, view, source, m),
         ]
         for c in line:
-            c.rankable = not summary.is_degenerate(inp, source, m)
+            c.rankable = summary.is_rankable(inp, source, m)
         cells.append(line)
     for line, rank in zip(cells, ranks([line[1] for line in cells], columns[1].decimals), strict=True):
         line.append(rank)
@@ -172,6 +170,7 @@ def build(inp: Inputs) -> tuple[str, str]:
         "and the convergence are those of each model's training run on the source; a model that predicts little "
         "foreground on the target only is ranked (that is failing to transfer). "
         f"{marking_text()} {DAGGER_NOTE}",
+        f"- {flags.SMALL_SAMPLE_RULE}",
         "",
         summary.setting_text(inp, models),
         "",

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from engine.metric_names import ALL_METRICS, PAPER_METRICS, REPORT_SCALE
+from engine.metric_names import ALL_METRICS, REPORT_SCALE
 from engine.metrics import image_metrics
+from engine.params import load_params
 from engine.stats import summarize
 
 PAPER_MODELS = [
@@ -86,11 +87,10 @@ def _write_evaluation(run: Path, m: str, ids: list[str], masks: np.ndarray, pred
     for i, pred in zip(ids, preds, strict=True):
         cv2.imwrite(str(run / "pred" / f"{i}.png"), pred * 255)
     values = image_metrics(preds[:, None].astype(bool), masks[:, None].astype(np.float32))
-    pd.DataFrame({"id": ids, **{k: values[k] for k in ALL_METRICS}}).to_csv(run / "per_image.csv", index=False)
-    summary = {k: summarize(values[k], scale=REPORT_SCALE[k], seed=0) for k in (*PAPER_METRICS, "hd95")}
-    # as pipeline.evaluate writes it today: anything outside the six paper metrics unscaled
-    summary["surface_dice"] = summarize(values["surface_dice"], seed=0)
-    summary.update({"model": m, "n_images": len(ids), "split": "test"})
+    values = {k: np.asarray(values[k]) * REPORT_SCALE[k] for k in ALL_METRICS}  # the reported units, as written
+    pd.DataFrame({"id": ids, **values}).to_csv(run / "per_image.csv", index=False)
+    summary = {k: summarize(values[k], seed=0) for k in ALL_METRICS}
+    summary.update({"model": m, "n_images": len(ids), "split": "test", "per_image_units": "as units"})
     (run / "metrics.json").write_text(json.dumps(summary))
 
 
@@ -132,6 +132,7 @@ def make_tree(
             "test_only": {d: {"raw": f"data/raw/{d}"} for d in test_only},
         }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    specs = load_params(root / "params.yaml")  # each run's train.json records its recipe, as pipeline.train does
     truth = {}
     for d in [*datasets, *test_only]:
         prepared = root / "data" / "prepared" / d
@@ -154,6 +155,7 @@ def make_tree(
                 train_dir = root / "runs" / d / m / f"seed{s}"
                 train_dir.mkdir(parents=True)
                 record = {"model": m, "epochs": 8, "steps": 24, "device_name": "Test GPU 9000"}
+                record["recipe"] = {**specs.model_spec(m).recipe.model_dump(), "augment": specs.augment.model_dump()}
                 if weights is not None and m in weights:
                     record["weights"] = weights[m]
                 (train_dir / "train.json").write_text(json.dumps(record))

@@ -211,8 +211,23 @@ def test_cli_writes_the_documented_json_markdown_and_figures(tmp_path, capsys):
     tables = {"kvasir": clear_order(30, seed=2), "isic": clear_order(25, seed=3)}
     csv = write_csv(tmp_path / "long.csv", long_table(tables, ALGS4))
     out = tmp_path / "out"
-    argv = [str(csv), "--task", "dataset", "--algorithm", "model", "--case", "image", "--value", "dice",
-            "--bootstrap", "200", "--seed", "1", "--out", str(out)]
+    argv = [
+        str(csv),
+        "--task",
+        "dataset",
+        "--algorithm",
+        "model",
+        "--case",
+        "image",
+        "--value",
+        "dice",
+        "--bootstrap",
+        "200",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert run(main, argv) == 0
     doc = json.loads((out / "ranking.json").read_text())
     assert list(doc)[:2] == ["tasks", "consensus"]
@@ -242,8 +257,21 @@ def test_cli_missing_value_is_one_line_exit_2_and_na_value_handles_it(tmp_path):
     table = long_table({"t": clear_order(15)}, ALGS4)
     table = table.drop(index=table[(table.algorithm == "second") & (table.case == "case004")].index)
     csv = write_csv(tmp_path / "holes.csv", table)
-    argv = [str(csv), "--task", "dataset", "--algorithm", "model", "--case", "image", "--value", "dice",
-            "--bootstrap", "50", "--out", str(tmp_path / "out")]
+    argv = [
+        str(csv),
+        "--task",
+        "dataset",
+        "--algorithm",
+        "model",
+        "--case",
+        "image",
+        "--value",
+        "dice",
+        "--bootstrap",
+        "50",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run([sys.executable, "-m", "reports.ranking", *argv], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -267,8 +295,19 @@ def test_cli_missing_value_is_one_line_exit_2_and_na_value_handles_it(tmp_path):
 )
 def test_cli_user_errors_are_one_line(tmp_path, capsys, change, expected):
     csv = write_csv(tmp_path / "t.csv", long_table({"t": clear_order(8)}, ALGS4))
-    argv = [str(csv), "--task", "dataset", "--algorithm", "model", "--case", "image", "--value", "dice",
-            "--out", str(tmp_path / "out")]
+    argv = [
+        str(csv),
+        "--task",
+        "dataset",
+        "--algorithm",
+        "model",
+        "--case",
+        "image",
+        "--value",
+        "dice",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     change(argv)
     assert run(main, argv) == 2
     err = capsys.readouterr().err
@@ -279,8 +318,19 @@ def test_cli_non_number_in_the_table_names_the_file_and_case(tmp_path, capsys):
     table = long_table({"t": clear_order(8)}, ALGS4).astype({"value": object})
     table.loc[5, "value"] = "n/a?"
     csv = write_csv(tmp_path / "t.csv", table)
-    argv = [str(csv), "--task", "dataset", "--algorithm", "model", "--case", "image", "--value", "dice",
-            "--out", str(tmp_path / "out")]
+    argv = [
+        str(csv),
+        "--task",
+        "dataset",
+        "--algorithm",
+        "model",
+        "--case",
+        "image",
+        "--value",
+        "dice",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert run(main, argv) == 2
     err = capsys.readouterr().err
     assert str(csv) in err and "'n/a?' is not a number" in err and f"'{table.loc[5, 'case']}'" in err

@@ -180,7 +180,7 @@ def test_every_report_carries_its_provenance(built):
             "pipeline (dvc.lock):",
             "splits:",
             "profile: test",
-            "recipe: epochs 8",
+            "recipe: 8 epochs",
             "optimiser steps: ",
             "initialisation: from scratch (as params.yaml asks; train.json records no weights): dyglnet, ",
             "software: python",
@@ -220,7 +220,7 @@ def test_custom_model_entry_and_missing_logs(tmp_path):
     )
     md = comparison.build(inp)[0]
     assert "| CNN | FPN-R18 |" in md
-    assert "Unconverged flag not computed for 3 of 3 runs" in md
+    assert "Unconverged flag (U) not judged for 3 of 3 runs (0 with no validation split" in md
     assert "spread not recorded" in complexity.build(inp)[0]
 
 
@@ -322,7 +322,7 @@ def test_recipe_text_says_whether_and_how_it_differs_from_the_papers(tmp_path):
 
 def test_paper_vs_ours_states_the_recipe_and_whether_the_paper_lies_in_our_interval(built):
     text = (built / "paper_vs_ours.md").read_text()
-    assert "image size, epochs and batch size differ" in text
+    assert "image size, budget and batch size differ" in text
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| Kvasir-SEG |")]
     assert rows and "Paper in our 95% CI |" in text
     for row in rows:
@@ -333,9 +333,10 @@ def test_paper_vs_ours_states_the_recipe_and_whether_the_paper_lies_in_our_inter
 def test_claims_states_its_rule_and_is_inconclusive_on_small_bins(built):
     text = (built / "claims.md").read_text()
     assert '"inconclusive"' in text and "fewer than 20 images" in text and "flagged unconverged (U)" in text
+    assert "Small samples: any verdict or paired test on fewer than 20 images" in text
     small = re.findall(r"Verdict \(small-object claim\): (.*)", text)
     assert len(small) == 3 and all(v.startswith("Small (n=4): inconclusive (") for v in small), small
-    assert all("4 images, fewer than 20" in v for v in small)
+    assert all("(n < 20: 4 images;" in v for v in small)
     assert "not supported" not in "".join(small) and "best, not separable" not in text
 
 

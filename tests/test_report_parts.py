@@ -325,8 +325,12 @@ def test_claims_verdict_is_inconclusive_on_few_images_overlap_or_unconverged_run
     worse_overlapping = _claim_table((80.0, 70.0, 88.0), (84.0, 76.0, 90.0))
     # the issue's case: 7 images, overlapping intervals, unconverged runs (the old report said "not supported")
     text = verdict(worse_overlapping, 0, "ref", 7, {"ref", "other"})
-    assert text.startswith("Small: inconclusive (rank 2 of 2;"), text
-    assert "overlaps Unet++'s" in text and "7 images, fewer than 20" in text and "unconverged: DyGLNet, Unet++" in text
+    assert text.startswith("Small: inconclusive (n < 20: 7 images; rank 2 of 2;"), text
+    assert "overlaps Unet++'s" in text and "unconverged: DyGLNet, Unet++" in text
+    better = _claim_table((90.0, 88.0, 92.0), (80.0, 78.0, 82.0))
+    assert verdict(better, 0, "ref", 10, set()) == (  # the issue's n = 10: never better, whatever the intervals
+        "Small: inconclusive (n < 20: 10 images; rank 1 of 2; interval entirely better than every other model's)"
+    )
     assert verdict(worse_overlapping, 0, "ref", 50, set()).startswith("Small: inconclusive")  # intervals overlap
 
     worse_separated = _claim_table((70.0, 66.0, 74.0), (84.0, 80.0, 88.0))

@@ -46,8 +46,8 @@ def test_cells_come_from_the_in_domain_and_the_transfer_runs(tree, built):
     inp, md, _ = built
     for model, label in (("dyglnet", "DyGLNet"), ("unet", "Unet")):
         cells = _row(md, "Kvasir-SEG → CVC-ClinicDB", label)
-        own = pd.read_csv(tree / f"results/kvasir/{model}/seed42/per_image.csv")["dice"] * 100
-        moved = pd.read_csv(tree / f"results/transfer/kvasir-cvc/{model}/seed42/per_image.csv")["dice"] * 100
+        own = pd.read_csv(tree / f"results/kvasir/{model}/seed42/per_image.csv")["dice"]  # percent
+        moved = pd.read_csv(tree / f"results/transfer/kvasir-cvc/{model}/seed42/per_image.csv")["dice"]
         assert cells[2].strip("*†").startswith(fmt(own.mean()))  # in-domain: comparison.md's value
         assert re.sub(r"[*†]", "", cells[2]) == _comparison_cell(inp, model)
         assert cells[3].replace("*", "").replace("†", "").startswith(fmt(moved.mean()))
@@ -83,7 +83,7 @@ def test_unconverged_runs_and_few_images_make_the_verdict_inconclusive(tmp_path)
     root = make_tree(tmp_path, datasets=("kvasir",), models=MODELS, n=12, rising=("dyglnet",), transfer=PAIRS[1:])
     md, _ = transfer.build(inputs_of(root))
     assert "Verdicts: Dice on Synthetic-shifted (%): inconclusive (" in md
-    assert "12 images, fewer than 20" in md and "unconverged: DyGLNet" in md
+    assert "n < 20: 12 images" in md and "unconverged: DyGLNet" in md
     assert "generalises better is **inconclusive** on Kvasir-SEG → Synthetic-shifted." in md
     assert "| Ours | DyGLNet (U) |" in md
 

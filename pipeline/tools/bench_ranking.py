@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     matrices = task_matrices(table)
     times = [time_bootstrap(matrices, a.bootstrap) for _ in range(a.repeats)]
     size = f"{a.bootstrap} resamples x {a.algorithms} algorithms x {a.tasks} tasks x {a.cases} cases"
-    print(f"bootstrap rank stability, {size}: median {statistics.median(times):.3f} s, "
-          f"fastest {min(times):.3f} s of {a.repeats} runs")
+    print(
+        f"bootstrap rank stability, {size}: median {statistics.median(times):.3f} s, "
+        f"fastest {min(times):.3f} s of {a.repeats} runs"
+    )
     if a.full:
         start = time.perf_counter()
         analyse(table, n_boot=a.bootstrap)

@@ -49,8 +49,14 @@ def build_files(args: argparse.Namespace) -> dict[str, bytes]:
     columns = (args.task, args.algorithm, args.case, args.value)
     table = read_table(path, columns)
     try:
-        result = analyse(table, smaller_better=args.smaller_better, n_boot=args.bootstrap, seed=args.seed,
-                         na_value=args.na_value, columns=columns)
+        result = analyse(
+            table,
+            smaller_better=args.smaller_better,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            na_value=args.na_value,
+            columns=columns,
+        )
     except UserError as err:
         raise UserError(f"{path}: {err}") from None
     files = {
@@ -62,8 +68,9 @@ def build_files(args: argparse.Namespace) -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m reports.ranking", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m reports.ranking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("csv", help="long table: one row per (task, algorithm, case, value)")
     for name in ("task", "algorithm", "case", "value"):
         parser.add_argument(f"--{name}", required=True, metavar="COL", help=f"the column holding the {name}")

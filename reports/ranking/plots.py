@@ -57,20 +57,35 @@ def blob_plot(t: TaskRanking, seed: int) -> Figure:
         lo, hi = boot.interval[i]
         ax.vlines(x, lo, hi, color="0.25", lw=1.2, zorder=1)
         ranks = np.flatnonzero(boot.frequency[i]) + 1
-        ax.scatter(np.full(len(ranks), x), ranks, s=MAX_BLOB_AREA * boot.frequency[i][ranks - 1],
-                   color=colours[i], alpha=0.75, lw=0, zorder=2)
+        ax.scatter(
+            np.full(len(ranks), x),
+            ranks,
+            s=MAX_BLOB_AREA * boot.frequency[i][ranks - 1],
+            color=colours[i],
+            alpha=0.75,
+            lw=0,
+            zorder=2,
+        )
         ax.scatter([x], [boot.median[i]], marker="x", color="black", s=36, lw=1.2, zorder=3)
     ax.set_xticks(range(n), [t.algorithms[i] for i in order], rotation=45, ha="right", fontsize=8)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_xlabel("algorithm, by observed rank")
     _rank_axis(ax, n)
-    keys = [Line2D([], [], ls="", marker="o", color="0.5", markersize=np.sqrt(MAX_BLOB_AREA * f), label=f"{f:.0%}")
-            for f in (0.1, 0.5, 1.0)]
-    keys += [Line2D([], [], ls="", marker="x", color="black", label="median rank"),
-             Line2D([], [], color="0.25", label="95% rank interval")]
+    keys = [
+        Line2D([], [], ls="", marker="o", color="0.5", markersize=np.sqrt(MAX_BLOB_AREA * f), label=f"{f:.0%}")
+        for f in (0.1, 0.5, 1.0)
+    ]
+    keys += [
+        Line2D([], [], ls="", marker="x", color="black", label="median rank"),
+        Line2D([], [], color="0.25", label="95% rank interval"),
+    ]
     ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False, labelspacing=1.2)
-    ax.set_title(f"{t.task}: mean-then-rank ranks over {boot.n} bootstrap resamples of {t.n_cases} cases "
-                 f"(seed {seed}); dot area = share of resamples", fontsize=TITLE_SIZE, wrap=True)
+    ax.set_title(
+        f"{t.task}: mean-then-rank ranks over {boot.n} bootstrap resamples of {t.n_cases} cases "
+        f"(seed {seed}); dot area = share of resamples",
+        fontsize=TITLE_SIZE,
+        wrap=True,
+    )
     return fig
 
 
@@ -95,11 +110,22 @@ def significance_plot(t: TaskRanking, alpha: float) -> Figure:
     ax.set_yticks(range(n), names, fontsize=8)
     ax.set_xlabel("B")
     ax.set_ylabel("A")
-    ax.legend(handles=[Patch(color=SIGNIFICANT, label=f"A better than B\n(Holm p ≤ {alpha:g})"),
-                       Patch(color=NOT_SIGNIFICANT, label="not significant")],
-              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
-    ax.set_title(f"{t.task}: one-sided paired Wilcoxon tests, {t.n_cases} cases, Holm over {n * (n - 1)} ordered "
-                 "pairs; algorithms by rank", fontsize=TITLE_SIZE, wrap=True)
+    ax.legend(
+        handles=[
+            Patch(color=SIGNIFICANT, label=f"A better than B\n(Holm p ≤ {alpha:g})"),
+            Patch(color=NOT_SIGNIFICANT, label="not significant"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=7,
+        frameon=False,
+    )
+    ax.set_title(
+        f"{t.task}: one-sided paired Wilcoxon tests, {t.n_cases} cases, Holm over {n * (n - 1)} ordered "
+        "pairs; algorithms by rank",
+        fontsize=TITLE_SIZE,
+        wrap=True,
+    )
     return fig
 
 
@@ -110,14 +136,16 @@ def methods_plot(t: TaskRanking) -> Figure:
     fig, ax = _figure(5.5, max(3.0, 0.28 * n + 1.8))
     x = np.arange(len(METHODS))
     for i in t.order():
-        ax.plot(x, [t.ranks[m][i] for m in METHODS], marker="o", ms=4, lw=1.2, color=colours[i],
-                label=t.algorithms[i])
+        ax.plot(x, [t.ranks[m][i] for m in METHODS], marker="o", ms=4, lw=1.2, color=colours[i], label=t.algorithms[i])
     ax.set_xticks(x, [METHOD_LABELS[m] for m in METHODS], fontsize=8)
     ax.set_xlim(-0.3, len(METHODS) - 0.7)
     _rank_axis(ax, n)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
-    ax.set_title(f"{t.task}: rank under each ranking method ({t.n_cases} cases; ties share the best rank)",
-                 fontsize=TITLE_SIZE, wrap=True)
+    ax.set_title(
+        f"{t.task}: rank under each ranking method ({t.n_cases} cases; ties share the best rank)",
+        fontsize=TITLE_SIZE,
+        wrap=True,
+    )
     return fig
 
 
@@ -131,15 +159,25 @@ def rank_heatmap(result: RankingResult) -> Figure:
     image = ax.imshow(ranks, cmap=colormaps["viridis_r"], vmin=1, vmax=n_alg, aspect="auto")
     for r in range(n_alg):
         for c in range(n_task):
-            ax.text(c, r, str(ranks[r, c]), ha="center", va="center", fontsize=7,
-                    color="white" if ranks[r, c] > (n_alg + 1) / 2 else "black")
+            ax.text(
+                c,
+                r,
+                str(ranks[r, c]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if ranks[r, c] > (n_alg + 1) / 2 else "black",
+            )
     ax.set_xticks(range(n_task), [t.task for t in tasks], rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n_alg), [result.algorithms[i] for i in order], fontsize=8)
     bar = fig.colorbar(image, ax=ax, label="rank", shrink=0.8)
     bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     bar.ax.invert_yaxis()
-    ax.set_title(f"Mean-then-rank rank by task ({n_tasks_text(tasks)}); rows by consensus mean rank",
-                 fontsize=TITLE_SIZE, wrap=True)
+    ax.set_title(
+        f"Mean-then-rank rank by task ({n_tasks_text(tasks)}); rows by consensus mean rank",
+        fontsize=TITLE_SIZE,
+        wrap=True,
+    )
     return fig
 
 

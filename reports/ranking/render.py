@@ -40,9 +40,7 @@ def task_json(t: TaskRanking) -> dict[str, Any]:
     frequency = {
         a: {str(r + 1): float(f) for r, f in enumerate(boot.frequency[i]) if f > 0} for i, a in enumerate(algs)
     }
-    significance = {
-        a: {b: float(t.p_holm[i, j]) for j, b in enumerate(algs) if i != j} for i, a in enumerate(algs)
-    }
+    significance = {a: {b: float(t.p_holm[i, j]) for j, b in enumerate(algs) if i != j} for i, a in enumerate(algs)}
     return {
         "n_cases": t.n_cases,
         "ranks": {m: {a: int(r) for a, r in zip(algs, t.ranks[m], strict=True)} for m in METHODS},
@@ -174,8 +172,13 @@ def consensus_rows(result: RankingResult) -> tuple[list[str], list[list[str]]]:
         lo, hi = result.consensus_interval[i]
         per_task = [str(int(t.ranks["mean_then_rank"][i])) for t in result.tasks.values()]
         rows.append(
-            [result.algorithms[i], str(int(result.consensus_rank[i])), fmt(result.consensus[i]),
-             f"[{fmt(lo)}, {fmt(hi)}]", *per_task]
+            [
+                result.algorithms[i],
+                str(int(result.consensus_rank[i])),
+                fmt(result.consensus[i]),
+                f"[{fmt(lo)}, {fmt(hi)}]",
+                *per_task,
+            ]
         )
     return headers, rows
 
