@@ -7,7 +7,8 @@
   bins are populated), ids.json, split.json (every image in test);
 - ``results/<D>/<M>/seed<S>/``: pred/<id>.png, per_image.csv (every key of ``image_metrics`` computed on
   those predictions), metrics.json (``summarize`` of each metric, percent for the overlap metrics);
-- ``results/complexity/<M>.json`` (with a latency median and interquartile range);
+- ``results/complexity/<M>.json`` (with a latency median and interquartile range, all measured on one
+  ``machine``);
 - ``runs/<D>/<M>/seed<S>/``: train.json (``steps``, ``device_name``; ``weights`` for the models given in
   ``weights=``, as pipeline.train records them, and none for the others, as runs from before that record),
   log.csv (``val_dice`` in percent).
@@ -187,6 +188,7 @@ def make_tree(
             "cpu_threads": 2,
             "gpu_latency_ms": None,
             "gpu": None,
+            "machine": {"cpu": "Test CPU 42", "gpu": None, "torch": "2.4.0", "threads": 2, "dtype": "float32"},
         }
         if latency:
             row.update(

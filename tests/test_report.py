@@ -277,6 +277,66 @@ def test_complexity_sets_the_papers_mdice_beside_ours_only_over_the_same_dataset
     assert "| 88.60 |" in md and "averages the same datasets" in md
 
 
+def _set_machines(root: Path, machines: dict[str, dict | None], latency_ms: dict[str, float]) -> None:
+    """Give the fake complexity results a recorded ``machine`` (None: written before machines were recorded)."""
+    for m, machine in machines.items():
+        path = root / "results" / "complexity" / f"{m}.json"
+        row = json.loads(path.read_text())
+        if machine is None:
+            row.pop("machine", None)
+        else:
+            row["machine"] = machine
+        shift = latency_ms[m] - row["cpu_latency_ms"]
+        for key in ("cpu_latency_ms", "cpu_latency_p10_ms", "cpu_latency_p90_ms"):
+            row[key] += shift
+        path.write_text(json.dumps(row))
+
+
+def test_latency_columns_never_mix_machines(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet", "unetpp", "attention_unet"), n=6)
+    a = {"cpu": "Alpha CPU 9000", "gpu": None, "torch": "2.4.0", "threads": 8, "dtype": "float32"}
+    b = {**a, "cpu": "Beta CPU 100", "threads": 2}
+    # DyGLNet on a machine of its own (the fastest number, but another machine's); AttentionUNet's result from
+    # before machines were recorded
+    _set_machines(
+        root,
+        {"dyglnet": b, "unet": a, "unetpp": a, "attention_unet": None},
+        {"dyglnet": 5.0, "unet": 30.0, "unetpp": 40.0, "attention_unet": 20.0},
+    )
+    inp = inputs_of(root)
+    columns = complexity.latency_columns(inp, inp.main_models())
+    assert [(c.device, c.tag) for c in columns] == [("cpu", "A"), ("cpu", "B"), ("cpu", complexity.NOT_RECORDED)]
+    for column, models in zip(columns, [{"unet", "unetpp"}, {"dyglnet"}, {"attention_unet"}], strict=True):
+        assert {m for m, cell in column.cells.items() if not cell.missing} == models
+
+    md, tex = complexity.build(inp)
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Family")).split(" | ")
+    col = {name: header.index(f"Measured here CPU latency (ms), {name}") for name in ("machine A", "machine B")}
+    col["none"] = header.index("Measured here CPU latency (ms), machine not recorded")
+    row = {m: next(line for line in lines if f"| {m}" in line).split(" | ") for m in ("DyGLNet", "Unet ", "Unet++")}
+    assert row["DyGLNet"][col["machine A"]] == "–" and row["DyGLNet"][col["machine B"]].startswith("**5.0**")
+    assert row["Unet "][col["machine A"]].startswith("**30.0**") and row["Unet "][col["machine B"]] == "–"
+    assert row["Unet++"][col["machine A"]].startswith("*40.0*") and row["Unet++"][col["none"]] == "–"
+    attention = next(line for line in lines if "| AttentionUnet" in line).split(" | ")
+    assert attention[col["none"]].startswith("20.0 ")  # not ranked: may come from several machines
+    assert "machine A: Alpha CPU 9000, 8 threads, no GPU, torch 2.4.0, float32" in md
+    assert "machine B: Beta CPU 100, 2 threads, no GPU, torch 2.4.0, float32" in md
+    assert "values of different columns are not comparable" in md and "Machine not recorded:" in md
+    assert "CPU latency (ms), machine B" in tex and "Alpha CPU 9000" in tex
+
+
+def test_one_machine_gives_one_latency_column_named_under_the_table(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    a = {"cpu": "Alpha CPU 9000", "gpu": "Test GPU 9000", "torch": "2.4.0", "threads": 8, "dtype": "float32"}
+    _set_machines(root, {"dyglnet": a, "unet": a}, {"dyglnet": 12.0, "unet": 10.0})
+    md, _ = complexity.build(inputs_of(root))
+    header = next(line for line in md.splitlines() if line.startswith("| Family"))
+    assert header.count("latency (ms)") == 1 and "CPU latency (ms), machine A" in header
+    assert "Latency measured on machine A: Alpha CPU 9000, 8 threads, GPU Test GPU 9000" in md
+    assert "not comparable" not in md and "Machine not recorded" not in md
+
+
 def test_footnotes_match_the_typesetting(built):
     """Markdown prints intervals in brackets, LaTeX as super-/subscript offsets: the notes say which."""
     for tex in built.glob("*.tex"):
