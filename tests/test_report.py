@@ -10,13 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 from fakeruns import make_tree
 
 from engine.params import load_params
 from pipeline.report import write_reports
-from reports import comparison, complexity, initialisation, summary
+from reports import build, captions, comparison, complexity, figures, initialisation, summary
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ EXPECTED = {
     "qualitative.pdf",
     "val_curves.png",
     "val_curves.pdf",
+    "figures.md",
 }
 
 
@@ -335,6 +338,75 @@ def test_one_machine_gives_one_latency_column_named_under_the_table(tmp_path):
     assert header.count("latency (ms)") == 1 and "CPU latency (ms), machine A" in header
     assert "Latency measured on machine A: Alpha CPU 9000, 8 threads, GPU Test GPU 9000" in md
     assert "not comparable" not in md and "Machine not recorded" not in md
+
+
+def test_figures_md_embeds_each_figure_with_the_caption_printed_inside_it(built):
+    md = (built / "figures.md").read_text()
+    # the bubble plot's four main models (the ablation variant is in the ablation table), on the three datasets
+    steps = "Budget (optimiser steps per run, from train.json): isic2016: 24 (4 runs); kvasir: 24 (4 runs); synthetic"
+    for stem in ("bubble", "qualitative", "val_curves"):
+        assert f"]({stem}.png)" in md and f"({stem}.pdf)" in md
+    bubble = md.split("](bubble.png)")[1].split("##")[0]
+    assert (
+        "Images: 32 × 32 px." in bubble and steps in bubble and "Datasets: Kvasir-SEG, ISIC2016, Synthetic." in bubble
+    )
+    assert "not the paper's recipe" in bubble and "at the size the models trained at (32 × 32)" in bubble
+    assert "proportional to the mean test Dice" in bubble and "D: degenerate" in bubble  # the rows' flags
+    qualitative = md.split("](qualitative.png)")[1].split("##")[0]
+    assert "test images of Kvasir-SEG" in qualitative and "Datasets: Kvasir-SEG. Recipe" in qualitative
+    assert "Budget (optimiser steps per run, from train.json): kvasir: 24 (4 runs)." in qualitative
+    curves = md.split("](val_curves.png)")[1].split("##")[0]
+    assert "Validation Dice (%) per epoch" in curves and "isic2016: 24 (5 runs)" in curves  # every model's curve
+
+
+def test_every_figure_states_its_caption_its_gflops_size_and_its_row_flags(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, models=("dyglnet", "unet", "attention_unet"), n=6))
+    main = inp.main_models()
+    gflops = captions.bubble_gflops(inp, main)
+    assert gflops.axis == "GFLOPs (fvcore) at 32 × 32, the training size"
+    assert gflops.values == [inp.complexity[m]["gflops_fvcore_train_size"] for m in main]
+    rows = build.bubble_rows(inp, gflops.values)
+    assert dict(zip(rows["label"], rows["flags"], strict=True)) == {
+        inp.names[m]: summary.make_row(inp, m, inp.datasets).flags for m in main
+    }
+    text = captions.bubble_caption(inp, gflops, list(rows["flags"]))
+    fig = figures.bubble_chart(rows, gflops_label=gflops.axis, caption=text)
+    assert figures.caption_of(fig) == text and fig.axes[0].get_ylabel() == gflops.axis
+    assert {"AttentionUnet (D)", "Unet (U)"} <= {t.get_text().split("\n")[0] for t in fig.axes[0].texts}
+    figures.both_formats(fig)
+    for m in main:  # results written before GFLOPs were counted at the training size
+        del inp.complexity[m]["gflops_fvcore_train_size"]
+    gflops = captions.bubble_gflops(inp, main)
+    assert gflops.axis == "GFLOPs (fvcore) at 224 × 224 (models trained at 32 × 32)"
+    assert gflops.values == [inp.complexity[m]["gflops_fvcore"] for m in main]
+    assert "not at the 32 × 32 the models trained at" in captions.bubble_caption(inp, gflops, [])
+    for m in main:  # ... but measured at the training size: those are the GFLOPs at the training size
+        inp.complexity[m]["input_size"] = 32
+    assert captions.bubble_gflops(inp, main).axis == "GFLOPs (fvcore) at 32 × 32, the training size"
+
+
+def test_without_validation_split_the_curves_show_the_training_loss_and_say_why(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, datasets=("kvasir", "isic2016"), models=("dyglnet", "unet"), validation=False))
+    lines, losses = build.curves(inp)
+    assert losses == {"Kvasir-SEG", "ISIC2016"} and set(lines) == losses
+    epochs, values = lines["Kvasir-SEG"]["DyGLNet"]
+    np.testing.assert_allclose(values, 1 / epochs)  # log.csv's train_loss
+    caption = captions.curves_caption(inp, losses)
+    fig = figures.val_curves(lines, "DyGLNet", losses=losses, caption=caption)
+    words = [figures.caption_of(fig)] + [ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+    assert "no validation split: training loss shown; the last epoch was kept" in figures.caption_of(fig)
+    assert all("no validation split" in ax.get_title() and ax.get_ylabel() == "training loss" for ax in fig.axes[:2])
+    assert not any("no training log" in w for w in words + [t.get_text() for ax in fig.axes for t in ax.texts])
+    plt.close(fig)
+
+
+def test_the_curves_say_no_training_log_only_when_there_is_none(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, models=("dyglnet", "unet"), with_logs=False, n=6))
+    lines, losses = build.curves(inp)
+    assert lines == {} and losses == set()
+    fig = figures.val_curves(lines, "DyGLNet", losses=losses, caption=captions.curves_caption(inp, losses))
+    assert figures.NO_LOG in [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
 
 
 def test_footnotes_match_the_typesetting(built):
