@@ -4,8 +4,10 @@
                                   [--size 224] [--repeats 20] [--warmup 3] [--fold-bn] [--compile]
 
 ``KEY`` is a run name of ``models:`` in params.yaml (any registered model name works too): the model is
-built with the entry's builder and ``model_kwargs`` (random weights, seed 0), and the JSON's ``model``,
-``display_name`` and ``family`` are the key and the entry's labels.
+built with the entry's builder and ``model_kwargs`` without the weight arguments (random weights, seed 0); the
+JSON's ``model`` and ``builder`` are the key and the builder. The entry's labels and recipe are not recorded:
+the stage reads the architecture's fingerprint only (``architectures.KEY`` of code_fingerprints.yaml), so that
+a recipe change does not remeasure.
 
 Latency: forward passes of one 3 x size x size image in eval mode under ``torch.inference_mode()``:
 ``warmup`` untimed passes, then ``repeats`` timed ones. The JSON gives the median (``cpu_latency_ms``),
@@ -16,7 +18,13 @@ before and after each pass). By default the model runs as built (eager); ``--fol
 ``--compile`` measure the fast path of ``engine.inference`` that evaluate and predict use, and
 ``inference`` in the JSON says which path was measured. Parameters and GFLOPs are those of the model
 as built. Models that accept one input size only (``fixed_input_size``) are measured at that size
-(``input_size`` in the JSON). Defaults come from the ``complexity:`` section of params.yaml.
+(``input_size`` in the JSON). GFLOPs are also counted at the size the models train at (``--train-size``,
+default ``prepare.size``): ``gflops_fvcore_train_size`` at ``train_size`` (null where the model does not run
+at that size). Defaults come from the ``complexity:`` section of params.yaml.
+
+``machine`` records what measured the latency: ``cpu`` (model name from /proc/cpuinfo), ``gpu`` (the CUDA
+device's name, or null), ``torch`` (version), ``threads`` (torch's CPU threads) and ``dtype`` (of the weights
+and the input). The report never sets latencies of two machines in one column.
 """
 
 from __future__ import annotations
@@ -68,6 +76,33 @@ def _checked(model, size: int, key: str) -> None:
         raise UserError(f"--size {size}: model {key!r} does not run at this size: {first}") from err
 
 
+def machine_record(model, device) -> dict:
+    """What measures a latency: CPU model, GPU name (None without CUDA), torch version, threads, dtype."""
+    import torch
+
+    from engine.runtime import device_name
+
+    return {
+        "cpu": device_name(torch.device("cpu")),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "dtype": str(next(model.parameters(), torch.empty(0)).dtype).removeprefix("torch."),
+    }
+
+
+def gflops_at(model, size: int, minimum: int) -> float | None:
+    """fvcore GFLOPs at ``size``, or None when the model does not run at that size."""
+    from models.complexity import fvcore_gflops
+
+    if size < minimum:
+        return None
+    try:
+        return round(fvcore_gflops(model, size), 4)
+    except (ValueError, RuntimeError, AssertionError):
+        return None
+
+
 def measure(
     spec: ModelSpec,
     size: int = 224,
@@ -75,8 +110,11 @@ def measure(
     warmup: int = 3,
     fold_bn: bool = False,
     compile: bool = False,
+    *,
+    train_size: int | None = None,
 ) -> dict:
-    """Parameters, fvcore GFLOPs and latency of a freshly built model of ``spec`` (module docstring)."""
+    """Parameters, fvcore GFLOPs (at ``size`` and at ``train_size``), latency and the machine that measured it,
+    of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
     from engine.build import model_from_entry
@@ -84,19 +122,23 @@ def measure(
     from models.complexity import count_params, fvcore_gflops
     from models.pretrained import architecture_kwargs
 
-    size = model_info(spec.builder).fixed_input_size or size
+    registered = model_info(spec.builder)
+    size = registered.fixed_input_size or size
+    train_size = registered.fixed_input_size or train_size or size
     torch.manual_seed(0)
     # the counts and the latency do not depend on the weights: no pretrained file is read
     model = model_from_entry(spec.key, spec.builder, architecture_kwargs(spec.model_kwargs)).eval()
     _checked(model, size, spec.key)
+    gflops = round(fvcore_gflops(model, size), 4)
+    at_train = gflops if train_size == size else gflops_at(model, train_size, registered.min_input_size)
     row = {
         "model": spec.key,
         "builder": spec.builder,
-        "display_name": spec.display_name,
-        "family": spec.family,
         "params": count_params(model),
-        "gflops_fvcore": round(fvcore_gflops(model, size), 4),
+        "gflops_fvcore": gflops,
         "input_size": size,
+        "gflops_fvcore_train_size": at_train,
+        "train_size": train_size,
         "latency_repeats": repeats,
         "latency_warmup": warmup,
         "cpu_threads": torch.get_num_threads(),
@@ -110,6 +152,7 @@ def measure(
         row.update({f"{kind}_latency_ms": round(stats["median"], 3), f"{kind}_latency_iqr_ms": round(stats["iqr"], 3)})
         row.update({f"{kind}_latency_p10_ms": round(stats["p10"], 3), f"{kind}_latency_p90_ms": round(stats["p90"], 3)})
         row["inference"] = {"fold_bn": bool(fold_bn), "bn_folded": info["fold_bn"], "compile": info["compile"]}
+        row["machine"] = machine_record(model, device)
         if device.type == "cuda":
             row["gpu"] = torch.cuda.get_device_name(device)
         model = model.cpu()
@@ -128,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="default: complexity.size")
     parser.add_argument("--repeats", type=int, help="timed forward passes (default: complexity.repeats)")
     parser.add_argument("--warmup", type=int, help="untimed forward passes first (default: complexity.warmup)")
+    parser.add_argument("--train-size", type=int, help="also count GFLOPs at this size (default: prepare.size)")
     parser.add_argument("--fold-bn", action="store_true", help="measure with BatchNorm folded (engine.inference)")
     parser.add_argument("--compile", action="store_true", help="measure the torch.compile'd model")
     args = parser.parse_args(argv)
@@ -137,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --repeats: must be at least 1, got {args.repeats}")
     if args.warmup < 0:
         parser.error(f"argument --warmup: must be 0 or more, got {args.warmup}")
+    if args.train_size is not None and args.train_size < 1:
+        parser.error(f"argument --train-size: must be at least 1, got {args.train_size}")
     spec = all_params.model_spec(args.model)  # UnknownModelError for a name nobody registered
     minimum = model_info(spec.builder).min_input_size
     if args.size < minimum:
         parser.error(f"argument --size: {spec.builder} needs inputs of at least {minimum} px, got {args.size}")
-    row = measure(spec, args.size, args.repeats, args.warmup, args.fold_bn, args.compile)
+    train_size = args.train_size or all_params.prepare.size
+    row = measure(spec, args.size, args.repeats, args.warmup, args.fold_bn, args.compile, train_size=train_size)
     atomic_write_json(args.out, row)
     gpu = f", GPU {row['gpu_latency_ms']:.2f} ms" if row["gpu_latency_ms"] is not None else ""
     print(

@@ -24,6 +24,12 @@ its local files, so switching an entry's initialisation, a library upgrade that 
 a replaced weight file retrains the models that start from it (and no other); the stage depends on
 ``weights/``, where those files belong, so DVC notices the replacement. An entry that trains from scratch
 keeps the code-only hash.
+
+``architectures.KEY`` is what ``complexity@KEY`` reads instead: the hash of the model's code, its builder and its
+architecture arguments (``model_kwargs`` without the weight arguments, :func:`models.pretrained.architecture_kwargs`).
+Parameters, FLOPs and latency do not depend on the weights or on the recipe (epochs, lr, ...), so neither a new
+weight file nor a recipe override reruns the measurement, and a latency is not measured again on whatever machine
+happens to run the pipeline next.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from core.paths import REPO_ROOT
 from core.sources import module_sources
 from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
 from engine.params import load_params, params_path
-from models.pretrained import weights_source
+from models.pretrained import architecture_kwargs, weights_source
 from models.sources import model_sources
 
 # The module each stage's command runs (`python -m <module>`).
@@ -135,15 +141,24 @@ def weight_file_sha256(name: str) -> str:
     return digest.hexdigest()
 
 
+def architecture_digest(code: str, builder: str, model_kwargs: dict) -> str:
+    """A short hash of what fixes a model's architecture: its code fingerprint, its builder and its
+    ``model_kwargs`` without the weight arguments (canonical JSON)."""
+    kwargs = json.dumps(architecture_kwargs(model_kwargs), sort_keys=True, default=str)
+    return hashlib.sha256(f"{code}\0{builder}\0{kwargs}".encode()).hexdigest()[:16]
+
+
 def fingerprints(path: str | None = None) -> dict:
-    """``{"stages": {stage: hash}, "models": {key: hash}, "adapters": {name: hash}}`` for the stages, the
-    params.yaml model entries and every dataset adapter."""
+    """``{"stages": {stage: hash}, "models": {key: hash}, "architectures": {key: hash}, "adapters": {name: hash}}``
+    for the stages, the params.yaml model entries (code and weights; architecture alone) and every dataset
+    adapter."""
 
     params = load_params(path)
-    models, shas = {}, {}  # shas: each weight file read once, however many entries start from it
+    models, architectures, shas = {}, {}, {}  # shas: each weight file read once, however many entries use it
     for key in params.models:
         spec = params.model_spec(key)
         code = files_digest(model_sources(spec.builder))
+        architectures[key] = architecture_digest(code, spec.builder, spec.model_kwargs)
         try:
             source = weights_source(spec.builder, spec.model_kwargs)
         except UserError as err:  # pretrained: true on a model with nothing to load, an unknown smp encoder
@@ -159,7 +174,7 @@ def fingerprints(path: str | None = None) -> dict:
         models[key] = hashlib.sha256(f"{code}{weights}".encode()).hexdigest()[:16]
     adapters = {name: files_digest([str(adapter_file(name).relative_to(REPO_ROOT))]) for name in adapter_names()}
     stages = {s: files_digest(stage_sources(s)) for s in STAGE_MODULES}
-    return {"stages": stages, "models": models, "adapters": adapters}
+    return {"stages": stages, "models": models, "architectures": architectures, "adapters": adapters}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,10 @@ Load -> build -> write. Reads the runs named by params.yaml (``datasets``, ``mod
 ``results/<D>/<M>/seed<S>/{metrics.json,per_image.csv,pred/}``, ``results/complexity/<M>.json``,
 ``runs/<D>/<M>/seed<S>/{train.json,log.csv}``, ``data/prepared/<D>/`` and the paper's numbers in
 ``reports/paper/``; writes into ``--out`` (``output/<profile>/`` in dvc.yaml): comparison, ablation and
-complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, and
-``bubble``, ``qualitative`` and ``val_curves`` as PNG and PDF; with ``--metrics`` also a compact metrics file for
-``dvc metrics show``. Every file is built before the first is written, and each is written atomically.
+complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, ``bubble``,
+``qualitative`` and ``val_curves`` as PNG and PDF, each with its caption, and ``figures.md`` embedding them with their
+captions; with ``--metrics`` also a compact metrics file for ``dvc metrics show``. Every file is built
+before the first is written, and each is written atomically.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 - ``paper``: the paper's own numbers and table layouts from ``reports/paper/*.csv``;
 - one module per report: ``comparison`` (Tables 2-5 and HD95), ``ablation`` (Table 6 and variant cost),
   ``complexity`` (Table 7), ``initialisation`` (scratch against pretrained, beyond the paper), ``paper_vs_ours``,
-  ``significance``, ``claims``, ``figures``;
+  ``significance``, ``claims``, ``figures`` (rendering), ``captions`` (what each figure shows, and ``figures.md``);
 - ``provenance``: commit, pipeline and split digests, recipe, the weights each model started from, software,
   device;
 - ``overlays``: the overlay colours of the qualitative figure, shared with ``pipeline.predict --overlay``;

@@ -14,6 +14,7 @@ import pandas as pd
 from engine.metric_names import PAPER_METRICS
 from reports import (
     ablation,
+    captions,
     claims,
     comparison,
     complexity,
@@ -28,16 +29,18 @@ from reports.flags import val_dice_percent
 from reports.inputs import Inputs
 
 
-def bubble_rows(inp: Inputs) -> pd.DataFrame:
+def bubble_rows(inp: Inputs, gflops: list[float]) -> pd.DataFrame:
+    """The bubble plot's rows (:func:`reports.figures.bubble_chart`): one per main model, with its row flags."""
     models = inp.main_models()
     return pd.DataFrame(
         {
             "label": [inp.names[m] for m in models],
             "family": [inp.families[m] for m in models],
             "params_m": [inp.complexity[m]["params"] / 1e6 for m in models],
-            "gflops": [float(inp.complexity[m]["gflops_fvcore"]) for m in models],
+            "gflops": gflops,
             "mdice": [summary.mdice_cell(inp, m).value for m in models],
             "ours": [m == inp.reference for m in models],
+            "flags": [summary.make_row(inp, m, inp.datasets).flags for m in models],
         }
     )
 
@@ -47,21 +50,69 @@ def ours_labels(inp: Inputs) -> set[str]:
     return {inp.names[m] for m in inp.models if inp.families[m] == "Ours"}
 
 
-def curves(inp: Inputs) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """dataset label -> model label -> (epochs, validation Dice % averaged over the seeds with a log)."""
+def _column(log: pd.DataFrame, validated: bool) -> np.ndarray:
+    if validated:
+        return val_dice_percent(log)
+    if "train_loss" not in log.columns:
+        return np.full(len(log), np.nan)
+    return pd.to_numeric(log["train_loss"], errors="coerce").to_numpy(dtype=float)
+
+
+def curves(inp: Inputs) -> tuple[dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], set[str]]:
+    """(dataset label -> model label -> (epochs, values averaged over the seeds with a log), the dataset labels
+    whose values are the training loss). A dataset's values are the validation Dice (%) unless ``val_dice`` is
+    empty in every log of the dataset (no validation split): then the training loss. Datasets without any log
+    are left out."""
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    losses: set[str] = set()
     for d in inp.datasets:
-        for m in inp.ordered(inp.models):
-            logs = [inp.runs[(d, m, s)].log for s in inp.seeds if inp.runs[(d, m, s)].log is not None]
-            if not logs:
+        logs = {m: [inp.runs[(d, m, s)].log for s in inp.seeds] for m in inp.ordered(inp.models)}
+        logs = {m: [log for log in found if log is not None] for m, found in logs.items()}
+        if not any(logs.values()):
+            continue
+        name = inp.dataset_names[d]
+        validated = any(np.isfinite(val_dice_percent(log)).any() for found in logs.values() for log in found)
+        if not validated:
+            losses.add(name)
+        out[name] = {}
+        for m, found in logs.items():
+            if not found:
                 continue
             frame = pd.concat(
-                [pd.DataFrame({"epoch": log["epoch"].to_numpy(), "v": val_dice_percent(log)}) for log in logs]
+                [pd.DataFrame({"epoch": log["epoch"].to_numpy(), "v": _column(log, validated)}) for log in found]
             )
             mean = frame.groupby("epoch", sort=True)["v"].mean().dropna()
             if len(mean):
-                out.setdefault(inp.dataset_names[d], {})[inp.names[m]] = (mean.index.to_numpy(), mean.to_numpy())
-    return out
+                out[name][inp.names[m]] = (mean.index.to_numpy(), mean.to_numpy())
+    return out, losses
+
+
+def figure_files(inp: Inputs) -> dict[str, str | bytes]:
+    """bubble, qualitative and val_curves as PNG and PDF, each with its caption, and figures.md embedding them."""
+    main = inp.main_models()
+    gflops = captions.bubble_gflops(inp, main)
+    rows = bubble_rows(inp, gflops.values)
+    text = {
+        "bubble": captions.bubble_caption(inp, gflops, list(rows["flags"])),
+        "qualitative": captions.qualitative_caption(inp),
+    }
+    figs = {
+        "bubble": figures.bubble_chart(rows, inp.palette, gflops_label=gflops.axis, caption=text["bubble"]),
+    }
+    qual_dataset = inp.dataset_names.get(inp.qualitative_dataset, inp.qualitative_dataset)
+    figs["qualitative"] = figures.qualitative_grid(
+        inp.samples, main, inp.names, qual_dataset, inp.palette, caption=text["qualitative"]
+    )
+    lines, losses = curves(inp)
+    text["val_curves"] = captions.curves_caption(inp, losses)
+    figs["val_curves"] = figures.val_curves(
+        lines, inp.names[inp.reference], inp.palette, ours_labels(inp), losses=losses, caption=text["val_curves"]
+    )
+    files: dict[str, str | bytes] = {}
+    for stem, fig in figs.items():
+        files[f"{stem}.png"], files[f"{stem}.pdf"] = figures.both_formats(fig)
+    files["figures.md"] = captions.markdown(inp, text)
+    return files
 
 
 def dvc_metrics(inp: Inputs) -> dict:
@@ -87,14 +138,7 @@ def build_reports(inp: Inputs) -> dict[str, str | bytes]:
     files["significance.md"] = significance.build(inp)
     files["claims.md"] = claims.build(inp)
     files["transfer.md"], files["transfer.tex"] = transfer.build(inp)
-    files["bubble.png"], files["bubble.pdf"] = figures.both_formats(figures.bubble_chart(bubble_rows(inp), inp.palette))
-    main = inp.main_models()
-    qual_dataset = inp.dataset_names.get(inp.qualitative_dataset, inp.qualitative_dataset)
-    grid = figures.qualitative_grid(inp.samples, main, inp.names, qual_dataset, inp.palette)
-    files["qualitative.png"], files["qualitative.pdf"] = figures.both_formats(grid)
-    files["val_curves.png"], files["val_curves.pdf"] = figures.both_formats(
-        figures.val_curves(curves(inp), inp.names[inp.reference], inp.palette, ours_labels(inp))
-    )
+    files.update(figure_files(inp))
     return {k: (v if isinstance(v, bytes) or v.endswith("\n") else v + "\n") for k, v in files.items()}
 
 

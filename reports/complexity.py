@@ -7,9 +7,20 @@ warm repeats; its spread is read from the first of these that is present: ``<dev
 ``<device>_latency_std_ms`` or ``_spread_ms`` (±); the repeat count from ``<device>_latency_repeats``,
 ``latency_repeats`` or ``repeats``. Without a spread the median is shown alone and the notes
 say so.
+
+Machines: a latency depends on the machine that measured it, which ``machine`` of the JSON records (CPU
+model, GPU name, torch version, threads, dtype). A latency column never mixes machines: each machine that
+measured any model gets its own column(s), headed "machine A", "machine B", ... and described under the table;
+a model measured elsewhere is "–" there, and best/second are marked within a column only. Results written
+before the stage recorded its machine (no ``machine`` key) go to a column of their own, "machine not
+recorded", whose values are not ranked (they may come from several machines).
 """
 
 from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
 
 from reports import flags, latex, paper, provenance, summary
 from reports.inputs import Inputs
@@ -56,6 +67,92 @@ def latency(row: dict, device: str) -> tuple[Cell, str]:
     return Cell(median), f"median{n}, spread not recorded"
 
 
+NOT_RECORDED = "machine not recorded"
+DEVICE_LABELS = {"cpu": "CPU", "gpu": "GPU"}
+
+
+def machine_of(row: dict) -> str | None:
+    """A complexity result's machine as canonical JSON (equal text: same machine); None when not recorded."""
+    machine = row.get("machine")
+    return json.dumps(machine, sort_keys=True) if isinstance(machine, dict) and machine else None
+
+
+def machine_text(key: str | None) -> str:
+    """A machine in words: ``AMD EPYC, 2 threads, GPU none, torch 2.4.1, float32``."""
+    if key is None:
+        return NOT_RECORDED
+    m = json.loads(key)
+    return ", ".join(
+        [
+            str(m.get("cpu") or "CPU not recorded"),
+            f"{m['threads']} threads" if m.get("threads") is not None else "threads not recorded",
+            f"GPU {m['gpu']}" if m.get("gpu") else "no GPU",
+            f"torch {m['torch']}" if m.get("torch") else "torch version not recorded",
+            str(m.get("dtype") or "dtype not recorded"),
+        ]
+    )
+
+
+@dataclass
+class LatencyColumn:
+    """One latency column: one device on one machine (``machine`` None: not recorded)."""
+
+    device: str  # "cpu" or "gpu"
+    machine: str | None  # machine_of() of its results
+    tag: str  # "A", "B", ... or NOT_RECORDED
+    cells: dict[str, Cell] = field(default_factory=dict)  # model -> latency (empty Cell: measured elsewhere)
+    what: list[tuple[str, str]] = field(default_factory=list)  # (what the cells show, interval kind)
+
+    @property
+    def label(self) -> str:
+        where = self.tag if self.machine is None else f"machine {self.tag}"
+        return f"{DEVICE_LABELS[self.device]} latency (ms), {where}"
+
+
+def latency_columns(inp: Inputs, models: list[str]) -> list[LatencyColumn]:
+    """The latency columns of ``models``: per device, one per machine that measured it (module docstring).
+
+    Machines are lettered over both devices in order of the number of models they measured (then of the first
+    model measured); the not-recorded column comes last."""
+    found = {d: {m: latency(inp.complexity[m], d) for m in models} for d in DEVICE_LABELS}
+    machine = {m: machine_of(inp.complexity[m]) for m in models}
+    measured = [k for d in DEVICE_LABELS for m in models if not found[d][m][0].missing for k in [machine[m]]]
+    recorded = sorted({k for k in measured if k is not None}, key=lambda k: (-measured.count(k), measured.index(k)))
+    tags = {k: string.ascii_uppercase[i % 26] * (1 + i // 26) for i, k in enumerate(recorded)}
+    tags[None] = NOT_RECORDED
+    columns = []
+    for device in DEVICE_LABELS:
+        for key in [*recorded, None]:
+            here = [m for m in models if machine[m] == key and not found[device][m][0].missing]
+            if not here:
+                continue
+            column = LatencyColumn(device, key, tags[key])
+            column.cells = {m: found[device][m][0] if m in here else Cell() for m in models}
+            column.what = sorted({(found[device][m][1], found[device][m][0].kind) for m in here})
+            columns.append(column)
+    return columns
+
+
+def machine_notes(columns: list[LatencyColumn]) -> list[str]:
+    """What each machine of the latency columns is, and why columns differ by machine."""
+    keys = list(dict.fromkeys(c.machine for c in columns))
+    named = [f"machine {c.tag}: {machine_text(c.machine)}" for c in columns if c.machine is not None]
+    notes = ["Latency measured on " + "; ".join(dict.fromkeys(named)) + "." if named else ""]
+    if len(keys) > 1:
+        notes.append(
+            f"The latencies come from {len(keys)} machines (or sets of machines): each latency column holds one "
+            "machine's measurements, best and second are marked within a column, and values of different columns "
+            "are not comparable; a model measured elsewhere is – in a column."
+        )
+    if None in keys:
+        notes.append(
+            "Machine not recorded: complexity results written before the complexity stage recorded its machine "
+            "(no `machine` key); they may come from several machines, so that column is not ranked. Rerun the "
+            "complexity stages (`dvc repro -f complexity@<model>`) on one machine to attribute them."
+        )
+    return [n for n in notes if n]
+
+
 def interval_note(what: str, kind: str, latex_form: bool) -> str:
     """``what`` with where its interval is printed: in brackets in Markdown, as offsets in LaTeX."""
     if kind != "ci":
@@ -87,6 +184,41 @@ def same_datasets_as_table7(inp: Inputs) -> bool:
     return sorted(inp.dataset_names[d] for d in inp.datasets) == sorted(paper.table7_datasets())
 
 
+def paper_mdice_note(comparable: bool, names: str) -> str:
+    """Whether the paper's Table 7 mDice averages the datasets of this run (``names``), and what follows."""
+    table7 = ", ".join(paper.table7_datasets())
+    if comparable:
+        return f"The paper's Table 7 mDice averages the same datasets ({table7})."
+    return (
+        f"The paper's Table 7 mDice averages its seven datasets ({table7}); this run's averages {names} only, "
+        "so the paper's mDice is not set beside it (its values are in reports/paper/complexity.csv)."
+    )
+
+
+def intro_text(size_text: str, names: str, comparable: bool) -> str:
+    """The paragraph above the Markdown table: what each column measures."""
+    return (
+        f"Generated by `dvc repro` (stages `complexity` and `report`). Parameters and fvcore GFLOPs of each model "
+        f"at 1x3x{size_text}x{size_text} (its fixed size where it has one); latency of one image in eval mode, one "
+        "column per machine that measured it (named under the table); mDice: mean test Dice over the datasets of "
+        f"this run ({names}). The `Paper Table 7` columns are the paper's values (– where the paper has no value)"
+        + ("" if comparable else "; the paper's mDice averages other datasets and is left out")
+        + ". Best measured value per column in **bold**, second in *italics* (higher mDice, lower everything "
+        f"else). {DAGGER_NOTE}"
+    )
+
+
+def caption_text(names: str, size_text: str, comparable: bool, setting: str) -> str:
+    """The LaTeX caption of the table."""
+    return (
+        rf"Complexity (layout of the paper's Table 7): mean test Dice over {latex.escape(names)}, parameters, "
+        rf"fvcore GFLOPs and latency of one 3$\times${size_text}$\times${size_text} image measured here (one latency "
+        r"column per machine), beside the paper's Table 7 parameters and thop GFLOPs (-- where the paper has no value)"
+        + (" and mDice" if comparable else "; the paper's mDice, over other datasets, is left out")
+        + rf". Best measured value in bold red, second underlined blue. {latex.escape(setting)}"
+    )
+
+
 def build(inp: Inputs) -> tuple[str, str]:
     """(complexity.md, complexity.tex).
 
@@ -103,14 +235,10 @@ def build(inp: Inputs) -> tuple[str, str]:
         Column("params", "#Param (M)", measured, False),
         Column("gflops", "GFLOPs (fvcore)", measured, False),
     ]
-    latency_cells, latency_notes = {}, {}
-    for device in ("cpu", "gpu"):
-        found = {m: latency(inp.complexity[m], device) for m in models}
-        if any(not c.missing for c, _ in found.values()):
-            label = "CPU" if device == "cpu" else "GPU"
-            columns.append(Column(f"{device}_latency", f"{label} latency (ms)", measured, False, decimals=1))
-            latency_cells[device] = {m: c for m, (c, _) in found.items()}
-            latency_notes[device] = sorted({(w, c.kind) for c, w in found.values() if w})
+    lat = latency_columns(inp, models)
+    for k, c in enumerate(lat):
+        ranked = c.machine is not None  # results without a machine may come from several
+        columns.append(Column(f"{c.device}_latency_{k}", c.label, measured, False, decimals=1, ranked=ranked))
     paper_cols = [("params_M", "#Param (M)"), ("GFLOPs", "GFLOPs (thop)")]
     if comparable:
         paper_cols.append(("mDice_percent", "mDice (%)"))
@@ -119,7 +247,7 @@ def build(inp: Inputs) -> tuple[str, str]:
     for m in models:
         c = inp.complexity[m]
         line = [summary.mdice_cell(inp, m), Cell(c["params"] / 1e6), Cell(float(c["gflops_fvcore"]))]
-        line += [latency_cells[d][m] for d in latency_cells]
+        line += [col.cells[m] for col in lat]
         line += [
             Cell(
                 v if (v := paper.paper_value("complexity", model=inp.names[m], column=k)) is not None else float("nan")
@@ -130,36 +258,18 @@ def build(inp: Inputs) -> tuple[str, str]:
     rows = [summary.make_row(inp, m, inp.datasets) for m in models]
     table = mark_best(Table(rows, columns, cells))
     size_text = input_size_text(inp, models)
-    gpu_names = sorted({str(inp.complexity[m].get("gpu")) for m in models if inp.complexity[m].get("gpu")})
-    threads = sorted({inp.complexity[m].get("cpu_threads") for m in models} - {None})
-    where = f"CPU threads: {', '.join(map(str, threads)) or 'not recorded'}" + (
-        f"; GPU: {', '.join(gpu_names)}" if gpu_names else ""
-    )
-    table7 = ", ".join(paper.table7_datasets())
-    if comparable:
-        mdice_paper = f"The paper's Table 7 mDice averages the same datasets ({table7})."
-    else:
-        mdice_paper = (
-            f"The paper's Table 7 mDice averages its seven datasets ({table7}); this run's averages {names} only, "
-            "so the paper's mDice is not set beside it (its values are in reports/paper/complexity.csv)."
-        )
+    where = " ".join(machine_notes(lat))
+    mdice_paper = paper_mdice_note(comparable, names)
 
     def notes(latex_form: bool) -> list[str]:
-        lat = "; ".join(
-            f"{d.upper()} latency: {', '.join(interval_note(w, k, latex_form) for w, k in latency_notes[d])}"
-            for d in latency_cells
-            if latency_notes[d]
-        )
-        return [f"{mdice_note(inp, latex_form)}. {mdice_paper}", f"{lat}. {where}." if lat else f"{where}."]
+        shows = {}
+        for c in lat:
+            shows.setdefault(DEVICE_LABELS[c.device], set()).update(interval_note(w, k, latex_form) for w, k in c.what)
+        text = "; ".join(f"{device} latency: {', '.join(sorted(w))}" for device, w in shows.items())
+        return [f"{mdice_note(inp, latex_form)}. {mdice_paper}", " ".join(p for p in (text and text + ".", where) if p)]
 
     setting = summary.setting_text(inp, models)
-    table.caption = (
-        rf"Complexity (layout of the paper's Table 7): mean test Dice over {latex.escape(names)}, parameters, "
-        rf"fvcore GFLOPs and latency of one 3$\times${size_text}$\times${size_text} image measured here, beside "
-        r"the paper's Table 7 parameters and thop GFLOPs (-- where the paper has no value)"
-        + (" and mDice" if comparable else "; the paper's mDice, over other datasets, is left out")
-        + rf". Best measured value in bold red, second underlined blue. {latex.escape(setting)}"
-    )
+    table.caption = caption_text(names, size_text, comparable, setting)
     table.label = "tab:complexity"
     table.notes = notes(False)
     table.tex_notes = notes(True)
@@ -169,13 +279,7 @@ def build(inp: Inputs) -> tuple[str, str]:
     md = [
         "# Complexity (paper Table 7, measured here)",
         "",
-        f"Generated by `dvc repro` (stages `complexity` and `report`). Parameters and fvcore GFLOPs of each model "
-        f"at 1x3x{size_text}x{size_text} (its fixed size where it has one); latency of one image in eval mode on "
-        f"the machine that ran the complexity stage; mDice: mean test Dice over the datasets of this run ({names}). "
-        "The `Paper Table 7` columns are the paper's values (– where the paper has no value)"
-        + ("" if comparable else "; the paper's mDice averages other datasets and is left out")
-        + ". Best measured value per column in **bold**, second in *italics* (higher mDice, lower everything "
-        f"else). {DAGGER_NOTE}",
+        intro_text(size_text, names, comparable),
         "",
         setting,
         "",

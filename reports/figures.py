@@ -1,17 +1,20 @@
 """The figures: cost against accuracy (the paper's Figure 1), the qualitative comparison (Figure 6) and
-the validation curves of every run.
+the training curves of every run (validation Dice, or the training loss without a validation split).
 
-No figure has a title (that is the caption's job). Files carry no timestamp or software version, so the
-same inputs give byte-identical PNG and PDF files. ``palette="colorblind"`` (params.yaml
-``report.palette``) uses the Okabe-Ito colours throughout. "Ours" has a colour of its own in every
-figure (:data:`OURS`, orange in both palettes); other models and families are drawn from the rest of the
-palette (:func:`colours`), never in it. Legends sit beside their axes.
+No figure has a title (that is the caption's job): each carries its caption under the axes
+(:func:`add_caption`; the report writes the same text under the figure in ``figures.md``), saying what it
+shows, on which datasets, at which image size, with which training budget and whether the recipe is the
+paper's. Files carry no timestamp or software version, so the same inputs give byte-identical PNG and PDF
+files. ``palette="colorblind"`` (params.yaml ``report.palette``) uses the Okabe-Ito colours throughout.
+"Ours" has a colour of its own in every figure (:data:`OURS`, orange in both palettes); other models and
+families are drawn from the rest of the palette (:func:`colours`), never in it. Legends sit beside their axes.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 import matplotlib
 
@@ -21,7 +24,6 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from reports.overlays import OVERLAY_LABELS, OVERLAYS  # noqa: E402
 
@@ -31,13 +33,56 @@ PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creato
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 TAB10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
 OURS = {"default": TAB10[1], "colorblind": OKABE_ITO[0]}  # the reference model's / "Ours" family's colour
-BUBBLE_AREA = (60.0, 900.0)  # marker area (pt^2) of the lowest and the highest mean Dice
+BUBBLE_AREA_AT_100 = 900.0  # marker area (pt^2) of a mean Dice of 100%: area proportional to the Dice
+SIZE_LEGEND = (25.0, 50.0, 100.0)  # mean Dice (%) of the size legend's circles, whatever the data
+CAPTION_FONTSIZE = 6.5
+CAPTION_MARGIN = 0.1  # inches between the caption and the figure's edges
 
 
 def colours(palette: str, n: int) -> list[str]:
     """``n`` colours of the palette for models or families other than Ours: never Ours' colour."""
     base = [c for c in (OKABE_ITO if palette == "colorblind" else TAB10) if c != OURS[palette]]
     return [base[i % len(base)] for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Captions
+# --------------------------------------------------------------------------------------------------
+
+
+def _wrapped(fig: plt.Figure, text: str, width_px: float) -> str:
+    """``text`` broken into lines no wider than ``width_px`` at the caption's font size (measured, not guessed)."""
+    renderer = fig.canvas.get_renderer()
+    chars = max(20, int(width_px / (CAPTION_FONTSIZE * fig.dpi / 72 * 0.45)))  # a first guess, then measured
+    while True:
+        wrapped = "\n".join(textwrap.wrap(text, chars, break_long_words=False))
+        probe = fig.text(0, 0, wrapped, fontsize=CAPTION_FONTSIZE)
+        width = probe.get_window_extent(renderer).width
+        probe.remove()
+        if width <= width_px or chars <= 20:
+            return wrapped
+        chars = max(20, int(chars * min(0.97, width_px / width)))
+
+
+def add_caption(fig: plt.Figure, text: str) -> float:
+    """Grow the figure at the bottom by the height of ``text`` wrapped to its width and write it there (the
+    figure's last text). Returns the fraction of the new height the caption takes: the layout's bottom."""
+    if not text:
+        return 0.0
+    width, height = fig.get_size_inches()
+    wrapped = _wrapped(fig, text, (width - 2 * CAPTION_MARGIN) * fig.dpi)
+    probe = fig.text(0, 0, wrapped, fontsize=CAPTION_FONTSIZE)
+    extra = probe.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi + 2 * CAPTION_MARGIN
+    probe.remove()
+    fig.set_size_inches(width, height + extra)
+    total = height + extra
+    fig.text(CAPTION_MARGIN / width, CAPTION_MARGIN / total, wrapped, fontsize=CAPTION_FONTSIZE, ha="left", va="bottom")
+    return extra / total
+
+
+def caption_of(fig: plt.Figure) -> str:
+    """The caption :func:`add_caption` wrote, on one line ("" when none)."""
+    return " ".join(fig.texts[-1].get_text().split()) if fig.texts else ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,33 +156,11 @@ def place_labels(ax, xs, ys, radii_px, texts: list[str], bold: list[bool], fonts
     return [annotations[i] for i in range(len(texts))]
 
 
-def size_legend_values(dice: np.ndarray) -> list[float]:
-    """Two to four round Dice values spread over the plotted range: the first and last at least 70% of the
-    range apart, so that their circles differ visibly (one value when every Dice is equal)."""
-    finite = dice[np.isfinite(dice)]
-    if not len(finite):
-        return []
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi - lo < 1e-9:
-        return [lo]
-    tol = (hi - lo) * 1e-9
-    for nbins in (3, 4, 5, 6, 8, 10, 12):
-        ticks = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-        inside = [round(float(t), 9) for t in ticks if lo - tol <= t <= hi + tol]
-        if len(inside) > 4:
-            inside = [inside[i] for i in np.unique(np.linspace(0, len(inside) - 1, 3).round().astype(int))]
-        if len(inside) >= 2 and inside[-1] - inside[0] >= 0.7 * (hi - lo):
-            return inside
-    return [lo, hi]
-
-
-def bubble_areas(dice: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Marker areas (pt^2): linear in mean Dice from ``BUBBLE_AREA[0]`` at ``lo`` to ``BUBBLE_AREA[1]`` at ``hi``
-    (the middle size when ``lo == hi``), so that the spread of the values shows whatever their range; 0 for NaN."""
-    small, large = BUBBLE_AREA
+def bubble_areas(dice: np.ndarray) -> np.ndarray:
+    """Marker areas (pt^2) proportional to mean Dice (%): :data:`BUBBLE_AREA_AT_100` at 100%, so that a
+    bubble of half the area is half the Dice; 0 for NaN."""
     dice = np.asarray(dice, dtype=float)
-    share = np.full(dice.shape, 0.5) if hi - lo < 1e-9 else (dice - lo) / (hi - lo)
-    return np.where(np.isfinite(dice), small + (large - small) * np.clip(share, 0, 1), 0.0)
+    return np.where(np.isfinite(dice), BUBBLE_AREA_AT_100 * np.clip(dice, 0, 100) / 100, 0.0)
 
 
 def _value_text(v: float) -> str:
@@ -150,7 +173,7 @@ def _size_legend(ax, handles: list[Line2D], gap_pt: float = 3.0):
     fig = ax.figure
     box = max(h.get_markersize() for h in handles) / 7.0  # in font sizes (7 pt): circles fit their handle box
     options = {
-        "title": "mean Dice (area)",
+        "title": "mean Dice (area ∝ Dice)",
         "loc": "lower left",
         "bbox_to_anchor": (1.01, 0.0),
         "fontsize": 7,
@@ -178,19 +201,44 @@ def _size_legend(ax, handles: list[Line2D], gap_pt: float = 3.0):
     return ax.legend(handles=handles, labelspacing=0.4 + short / 7.0, **options)
 
 
-def bubble_chart(rows, palette: str = "default") -> plt.Figure:
-    """GFLOPs against parameters; bubble area linear in mean Dice over the plotted range (size legend),
-    colour = family ("Ours" in :data:`OURS`), the reference model drawn with a thick black edge and a bold label.
+def _marker(label: str, size: float, face, edge="0.3", width: float = 1.0, alpha: float | None = None) -> Line2D:
+    """A legend handle: one circle of diameter ``size`` points."""
+    return Line2D(
+        [],
+        [],
+        marker="o",
+        linestyle="",
+        markersize=size,
+        markerfacecolor=face,
+        markeredgecolor=edge,
+        markeredgewidth=width,
+        alpha=alpha,
+        label=label,
+    )
 
-    ``rows``: DataFrame with ``label``, ``family``, ``params_m``, ``gflops``, ``mdice`` (%), ``ours`` (bool).
+
+def bubble_label(row) -> str:
+    """A bubble's label: the model's name with its row flags as in the tables (``Unet (D, U)``), its mean Dice."""
+    marks = tuple(row.get("flags", ()) or ())
+    name = f"{row['label']} ({', '.join(marks)})" if marks else row["label"]
+    return f"{name}\n{row['mdice']:.1f}"
+
+
+def bubble_chart(
+    rows, palette: str = "default", *, gflops_label: str = "GFLOPs (fvcore)", caption: str = ""
+) -> plt.Figure:
+    """GFLOPs against parameters; bubble area proportional to mean Dice (:func:`bubble_areas`; a size legend of
+    :data:`SIZE_LEGEND`), a dot at each model's point, colour = family ("Ours" in :data:`OURS`), the reference
+    model drawn with a thick black edge and a bold label; each label: name, row flags, mean Dice.
+
+    ``rows``: DataFrame with ``label``, ``family``, ``params_m``, ``gflops``, ``mdice`` (%), ``ours`` (bool) and
+    optionally ``flags`` (tuples of letters). ``gflops_label``: the y axis (it names the size counted at);
+    ``caption``: written under the axes (:func:`add_caption`).
     """
     fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=150)
+    bottom = add_caption(fig, caption)
     x, y = rows["params_m"].to_numpy(float), rows["gflops"].to_numpy(float)
-    dice = rows["mdice"].to_numpy(float)
-    refs = size_legend_values(dice)
-    finite = dice[np.isfinite(dice)]
-    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
-    sizes = bubble_areas(dice, lo, hi)
+    sizes = bubble_areas(rows["mdice"].to_numpy(float))
     families = list(dict.fromkeys(rows["family"]))
     others = iter(colours(palette, len(families)))
     colour_of = {f: OURS[palette] if f == "Ours" else next(others) for f in families}
@@ -205,53 +253,21 @@ def bubble_chart(rows, palette: str = "default") -> plt.Figure:
         linewidths=np.where(ours, 2.2, 0.6),
         zorder=2,
     )
+    ax.scatter(x, y, s=3, c="0.15", linewidths=0, zorder=3)  # where each model is, however small its Dice
     ax.set_xlabel("Parameters (M)")
-    ax.set_ylabel("GFLOPs (fvcore)")
+    ax.set_ylabel(gflops_label)
     ax.grid(True, alpha=0.3, zorder=0)
     pad_x = max(np.ptp(x) * 0.25, 1.0)
-    pad_y = max(np.ptp(y) * 0.25, 1.0)
+    pad_y = max(np.ptp(y) * 0.25, 0.15 * float(np.abs(y).max()), 1e-3)  # GFLOPs at 32 px are a few hundredths
     ax.set_xlim(max(0.0, x.min() - pad_x), x.max() + pad_x)
     ax.set_ylim(max(0.0, y.min() - pad_y), y.max() + pad_y)
-    family_handles = [
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            markersize=8,
-            markerfacecolor=colour_of[f],
-            markeredgecolor="0.3",
-            alpha=0.7,
-            label=f,
-        )
-        for f in families
-    ]
+    family_handles = [_marker(f, 8, colour_of[f], alpha=0.7) for f in families]
     if ours.any():
-        family_handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                markersize=8,
-                markerfacecolor="none",
-                markeredgecolor="black",
-                markeredgewidth=2.2,
-                label="Ours (reference)",
-            )
-        )
+        family_handles.append(_marker("Ours (reference)", 8, "none", edge="black", width=2.2))
+    # markersize is the diameter in points, scatter's s the area in pt^2
+    areas = bubble_areas(np.array(SIZE_LEGEND))
     size_handles = [
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            markersize=math.sqrt(area),  # markersize is the diameter in points, scatter's s the area in pt^2
-            markerfacecolor="0.85",
-            markeredgecolor="0.3",
-            label=f"{_value_text(v)}%",
-        )
-        for v, area in zip(refs, bubble_areas(np.array(refs), lo, hi), strict=True)
+        _marker(f"{_value_text(v)}%", math.sqrt(a), "0.85") for v, a in zip(SIZE_LEGEND, areas, strict=True)
     ]
     first = ax.legend(
         handles=family_handles,
@@ -264,12 +280,11 @@ def bubble_chart(rows, palette: str = "default") -> plt.Figure:
     )
     ax.add_artist(first)
     first.set_clip_on(False)  # add_artist clips it to the axes, which leaves it out of tight_layout's room
-    if size_handles:
-        _size_legend(ax, size_handles)
-    fig.tight_layout()
+    _size_legend(ax, size_handles)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.canvas.draw()
     radii = np.sqrt(sizes) / 2 * fig.dpi / 72
-    texts = [f"{r['label']}\n{r['mdice']:.1f}" for _, r in rows.iterrows()]
+    texts = [bubble_label(r) for _, r in rows.iterrows()]
     place_labels(ax, x, y, radii, texts, list(ours))
     return fig
 
@@ -293,10 +308,16 @@ def error_overlay(image, pred, truth, palette: str = "default") -> np.ndarray:
 
 
 def qualitative_grid(
-    samples: list[dict], models: list[str], labels: dict[str, str], dataset: str, palette: str = "default"
+    samples: list[dict],
+    models: list[str],
+    labels: dict[str, str],
+    dataset: str,
+    palette: str = "default",
+    *,
+    caption: str = "",
 ) -> plt.Figure:
     """One row per test image: the image, its ground truth (own colour), each model's prediction as an
-    error overlay with that image's Dice; a swatch legend below.
+    error overlay with that image's Dice; a swatch legend below, and ``caption`` under it (:func:`add_caption`).
 
     Each sample: ``id``, ``image`` (H x W x 3 uint8), ``truth`` (H x W bool), ``preds`` (model -> bool mask),
     ``dice`` (model -> Dice in %).
@@ -306,6 +327,7 @@ def qualitative_grid(
     fig, axes = plt.subplots(
         len(samples), n_cols, figsize=(1.5 * n_cols, 1.55 * len(samples) + 0.45), dpi=150, squeeze=False
     )
+    bottom = add_caption(fig, caption)
     for r, sample in enumerate(samples):
         panels = [sample["image"], blend(sample["image"], [(sample["truth"], c["gt"])])]
         panels += [error_overlay(sample["image"], sample["preds"][m], sample["truth"], palette) for m in models]
@@ -335,14 +357,55 @@ def qualitative_grid(
         Patch(facecolor=np.asarray(c[k]) / 255, edgecolor="0.3", label=OVERLAY_LABELS[k])
         for k in ("gt", "tp", "fp", "fn")
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.3 / (1.55 * len(samples) + 0.45), 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, bottom), ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, bottom + 0.3 / fig.get_size_inches()[1], 1, 1))
     return fig
 
 
 # --------------------------------------------------------------------------------------------------
-# Validation curves
+# Training curves
 # --------------------------------------------------------------------------------------------------
+
+NO_LOG = "no training log (runs/<D>/<M>/seed<S>/log.csv) found"
+NO_VALIDATION = "no validation split: training loss shown; the last epoch was kept"
+
+
+def _line_styles(models: list[str], ours: set[str], palette: str) -> dict[str, tuple[str, str]]:
+    """model label -> (colour, line style): Ours in :data:`OURS`, the others from the palette, the line style
+    changing each time the palette's colours repeat."""
+    others = [m for m in models if m not in ours]
+    styles = ["-", "--", ":", "-."]
+    cycle = len(set(colours(palette, 64)))  # colours before the palette repeats: then the line style changes
+    style_of = {}
+    for i, (m, c) in enumerate(zip(others, colours(palette, len(others)), strict=True)):
+        style_of[m] = (c, styles[(i // cycle) % len(styles)])
+    for i, m in enumerate(m for m in models if m in ours):
+        style_of[m] = (OURS[palette], styles[i % len(styles)])
+    return style_of
+
+
+def _curve_panel(ax, name: str, lines: dict, style_of: dict, reference: str | None, loss: bool) -> None:
+    """One dataset's panel: validation Dice per epoch, or the training loss when it has no validation split."""
+    for model, (epochs, values) in lines.items():
+        colour, style = style_of[model]
+        ax.plot(
+            epochs,
+            values,
+            style,
+            color=colour,
+            lw=2.2 if model == reference else 1.0,
+            label=model,
+            marker="o" if len(epochs) < 12 else None,
+            markersize=2.5,
+        )
+    # panel label (which dataset, and what is plotted when it is not the validation Dice), not a figure title
+    ax.set_title(f"{name}\n({NO_VALIDATION})" if loss else name, fontsize=8 if not loss else 7)
+    ax.set_xlabel("epoch", fontsize=7)
+    ax.set_ylabel("training loss" if loss else "validation Dice (%)", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(True, alpha=0.3)
+    if not lines:
+        ax.text(0.5, 0.5, "log.csv holds no val_dice\nor train_loss values", ha="center", va="center", fontsize=7)
 
 
 def val_curves(
@@ -350,11 +413,17 @@ def val_curves(
     reference: str | None = None,
     palette: str = "default",
     ours: set[str] | None = None,
+    *,
+    losses: set[str] = frozenset(),
+    caption: str = "",
 ) -> plt.Figure:
-    """One panel per dataset, one line per model: validation Dice (%) against epoch (mean over seeds).
+    """One panel per dataset, one line per model: validation Dice (%) against epoch (mean over seeds); for the
+    datasets in ``losses`` (no validation split) the training loss instead, the panel's title saying so.
 
-    ``curves``: dataset label -> model label -> (epochs, val Dice %); ``reference``: label drawn thicker;
-    ``ours``: labels drawn in :data:`OURS` (default: the reference). The legend sits beside the top-right panel.
+    ``curves``: dataset label -> model label -> (epochs, values); ``reference``: label drawn thicker;
+    ``ours``: labels drawn in :data:`OURS` (default: the reference); ``caption``: under the panels
+    (:func:`add_caption`). The legend sits beside the top-right panel. Without any curve the figure says that
+    no training log was found.
     """
     names = list(curves)
     n = max(len(names), 1)
@@ -362,41 +431,15 @@ def val_curves(
     n_rows = math.ceil(n / n_cols)
     panels_width = 3.6 * n_cols
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(panels_width, 2.8 * n_rows), dpi=150, squeeze=False)
-    ours = {reference} if ours is None else set(ours)
     all_models = list(dict.fromkeys(m for c in curves.values() for m in c))
-    others = [m for m in all_models if m not in ours]
-    styles = ["-", "--", ":", "-."]
-    cycle = len(set(colours(palette, 64)))  # colours before the palette repeats: then the line style changes
-    style_of = {}
-    for i, (m, c) in enumerate(zip(others, colours(palette, len(others)), strict=True)):
-        style_of[m] = (c, styles[(i // cycle) % len(styles)])
-    for i, m in enumerate(m for m in all_models if m in ours):
-        style_of[m] = (OURS[palette], styles[i % len(styles)])
+    style_of = _line_styles(all_models, {reference} if ours is None else set(ours), palette)
     for k, ax in enumerate(axes.flat):
-        if k >= len(names):
+        if k < len(names):
+            _curve_panel(ax, names[k], curves[names[k]], style_of, reference, names[k] in losses)
+        else:
             ax.axis("off")
-            continue
-        for model, (epochs, values) in curves[names[k]].items():
-            colour, style = style_of[model]
-            ax.plot(
-                epochs,
-                values,
-                style,
-                color=colour,
-                lw=2.2 if model == reference else 1.0,
-                label=model,
-                marker="o" if len(epochs) < 12 else None,
-                markersize=2.5,
-            )
-        ax.set_title(names[k], fontsize=8)  # panel label (which dataset), not a figure title
-        ax.set_xlabel("epoch", fontsize=7)
-        ax.set_ylabel("validation Dice (%)", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.grid(True, alpha=0.3)
     if not names:
-        axes[0, 0].text(
-            0.5, 0.5, "no training log (runs/<D>/<M>/seed<S>/log.csv) found", ha="center", va="center", fontsize=8
-        )
+        axes[0, 0].text(0.5, 0.5, NO_LOG, ha="center", va="center", fontsize=8)
     handles = [
         Line2D([], [], color=style_of[m][0], linestyle=style_of[m][1], lw=2.2 if m == reference else 1.0, label=m)
         for m in all_models
@@ -409,7 +452,8 @@ def val_curves(
         # Widen the figure by the legend's width only, so that it sits beside the panels, not across blank space.
         width = legend.get_window_extent().width / fig.dpi
         fig.set_size_inches(panels_width + width + 0.15, fig.get_size_inches()[1])
-    fig.tight_layout()
+    bottom = add_caption(fig, caption)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 

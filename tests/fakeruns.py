@@ -7,10 +7,12 @@
   bins are populated), ids.json, split.json (every image in test);
 - ``results/<D>/<M>/seed<S>/``: pred/<id>.png, per_image.csv (every key of ``image_metrics`` computed on
   those predictions), metrics.json (``summarize`` of each metric, percent for the overlap metrics);
-- ``results/complexity/<M>.json`` (with a latency median and interquartile range);
+- ``results/complexity/<M>.json`` (with a latency median and interquartile range, all measured on one
+  ``machine``; GFLOPs at 224 px and at the training size);
 - ``runs/<D>/<M>/seed<S>/``: train.json (``steps``, ``device_name``; ``weights`` for the models given in
   ``weights=``, as pipeline.train records them, and none for the others, as runs from before that record),
-  log.csv (``val_dice`` in percent).
+  log.csv (``val_dice`` in percent; empty with ``validation=False``, as without a validation split, and
+  ``train_loss``).
 - with ``transfer=[(source, target), ...]``: ``params.yaml`` ``transfer:`` (a target outside ``datasets`` is
   ``test_only`` and gets its ``data/prepared/<target>/``), and ``results/transfer/<source>-<target>/<M>/seed<S>/``
   as the transfer stage writes it (predictions one pixel further off than in-domain; ``TRANSFER_QUALITY``
@@ -104,6 +106,7 @@ def make_tree(
     extra_models: dict | None = None,
     rising: tuple[str, ...] = ("unet",),
     with_logs: bool = True,
+    validation: bool = True,
     latency: bool = True,
     palette: str = "default",
     train: dict | None = None,
@@ -164,6 +167,8 @@ def make_tree(
                     curve = np.minimum(80.0, 20.0 * epochs)  # converged: flat over the last half
                     if m in rising:
                         curve = 10.0 * epochs
+                    if not validation:  # train.selection: last without a validation split: an empty column
+                        curve = np.full(len(epochs), np.nan)
                     pd.DataFrame({"epoch": epochs, "val_dice": curve, "train_loss": 1 / epochs}).to_csv(
                         train_dir / "log.csv", index=False
                     )
@@ -185,10 +190,13 @@ def make_tree(
             "params": 1_000_000 * (3 + 2 * k),
             "gflops_fvcore": 2.5 + 3.1 * k,
             "input_size": 224,
+            "gflops_fvcore_train_size": round((2.5 + 3.1 * k) * (size / 224) ** 2, 4),
+            "train_size": size,
             "cpu_latency_ms": 10.0 + k,
             "cpu_threads": 2,
             "gpu_latency_ms": None,
             "gpu": None,
+            "machine": {"cpu": "Test CPU 42", "gpu": None, "torch": "2.4.0", "threads": 2, "dtype": "float32"},
         }
         if latency:
             row.update(

@@ -124,6 +124,11 @@ def _model_stages(*models: str) -> set[str]:
     return {s for m in models for k in ("train", "evaluate", "transfer", "complexity") for s in _stages(k, m)}
 
 
+def _trained_stages(*models: str) -> set[str]:
+    """A model's stages that depend on its weights: all but complexity@M (architecture only)."""
+    return {s for m in models for k in ("train", "evaluate", "transfer") for s in _stages(k, m)}
+
+
 def _edit(work: Path, path: str, text: str):
     """Append ``text`` to a file; returns a function that restores it."""
     target = work / path
@@ -266,7 +271,7 @@ def test_replacing_a_weight_file_reruns_only_the_model_that_starts_from_it(work)
     _run([DVC, "commit", "--force", "--quiet"], work)  # as if those stages had rerun
     assert _status(work) == set()
     weights.write_bytes(b"other weights")  # same path, new contents
-    assert _status(work) == _model_stages("unet") | {"report"}
+    assert _status(work) == _trained_stages("unet") | {"report"}  # complexity@unet does not read weights
     params_file.write_text(old)
     weights.unlink()
     _status(work)
@@ -293,15 +298,15 @@ def test_switching_one_models_initialisation_reruns_that_model_alone(work):
     _status(work)
     as_if_rerun()
     set_models(swinunet={"model_kwargs": {"pretrained": True}})  # scratch -> the Hub's ImageNet weights
-    assert _status(work) == _model_stages("swinunet") | {"report"}
+    assert _status(work) == _trained_stages("swinunet") | {"report"}  # the architecture is the same
     as_if_rerun()
     weights.write_bytes(b"resnet34 weights")
     set_models(h2former={"model_kwargs": {"pretrained_file": "weights/resnet34.pth"}})  # -> a local file
-    assert _status(work) == _model_stages("h2former") | {"report"}
+    assert _status(work) == _trained_stages("h2former") | {"report"}
     as_if_rerun()
     (work / "weights" / "resnet34_other.pth").write_bytes(b"other resnet34 weights")
     set_models(h2former={"model_kwargs": {"pretrained_file": "weights/resnet34_other.pth"}})  # another file
-    assert _status(work) == _model_stages("h2former") | {"report"}
+    assert _status(work) == _trained_stages("h2former") | {"report"}
     as_if_rerun()
     # a pretrained twin of a scratch entry (configs/paper-pretrained.yaml): only the new entry's stages run
     set_models(h2former_in1k={"model": "h2former", "model_kwargs": {"pretrained": True}})
@@ -312,6 +317,31 @@ def test_switching_one_models_initialisation_reruns_that_model_alone(work):
         (work / "weights" / name).unlink()
     _status(work)
     as_if_rerun()
+
+
+def test_a_recipe_change_retrains_but_remeasures_nothing_and_an_architecture_change_does(work):
+    """complexity@M reads the model's architecture (code, builder, model_kwargs), never its recipe: after an
+    epochs change, no latency is measured again (perhaps on another machine than the other models')."""
+    params_file = work / "params.yaml"
+    old = params_file.read_text()
+    params = yaml.safe_load(old)
+
+    def set_dyglnet(entry: dict) -> set[str]:
+        params["models"]["dyglnet"] = entry
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        return _status(work)
+
+    # evaluate and transfer follow at `dvc repro` through the new best.pt; `dvc status` names the stages whose
+    # own inputs changed
+    assert set_dyglnet({"epochs": 3}) == _stages("train", "dyglnet") | {"report"}
+    assert set_dyglnet({"epochs": 3, "lr": 0.01, "batch_size": 8}) == _stages("train", "dyglnet") | {"report"}
+    _run([DVC, "commit", "--force", "--quiet"], work)  # as if those stages had rerun
+    changed = set_dyglnet({"epochs": 3, "lr": 0.01, "batch_size": 8, "model_kwargs": {"widths": [64, 112, 160]}})
+    assert changed == _stages("train", "dyglnet") | _stages("complexity", "dyglnet") | {"report"}
+    params_file.write_text(old)
+    _status(work)
+    _run([DVC, "commit", "--force", "--quiet"], work)
+    assert _status(work) == set()
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_MODULES))

@@ -10,13 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 from fakeruns import make_tree
 
 from engine.params import load_params
 from pipeline.report import write_reports
-from reports import comparison, complexity, initialisation, summary
+from reports import build, captions, comparison, complexity, figures, initialisation, summary
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ EXPECTED = {
     "qualitative.pdf",
     "val_curves.png",
     "val_curves.pdf",
+    "figures.md",
 }
 
 
@@ -275,6 +278,135 @@ def test_complexity_sets_the_papers_mdice_beside_ours_only_over_the_same_dataset
     header = next(line for line in md.splitlines() if line.startswith("| Family"))
     assert "Measured here mDice over 7 datasets (%)" in header and "Paper Table 7 mDice (%)" in header
     assert "| 88.60 |" in md and "averages the same datasets" in md
+
+
+def _set_machines(root: Path, machines: dict[str, dict | None], latency_ms: dict[str, float]) -> None:
+    """Give the fake complexity results a recorded ``machine`` (None: written before machines were recorded)."""
+    for m, machine in machines.items():
+        path = root / "results" / "complexity" / f"{m}.json"
+        row = json.loads(path.read_text())
+        if machine is None:
+            row.pop("machine", None)
+        else:
+            row["machine"] = machine
+        shift = latency_ms[m] - row["cpu_latency_ms"]
+        for key in ("cpu_latency_ms", "cpu_latency_p10_ms", "cpu_latency_p90_ms"):
+            row[key] += shift
+        path.write_text(json.dumps(row))
+
+
+def test_latency_columns_never_mix_machines(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet", "unetpp", "attention_unet"), n=6)
+    a = {"cpu": "Alpha CPU 9000", "gpu": None, "torch": "2.4.0", "threads": 8, "dtype": "float32"}
+    b = {**a, "cpu": "Beta CPU 100", "threads": 2}
+    # DyGLNet on a machine of its own (the fastest number, but another machine's); AttentionUNet's result from
+    # before machines were recorded
+    _set_machines(
+        root,
+        {"dyglnet": b, "unet": a, "unetpp": a, "attention_unet": None},
+        {"dyglnet": 5.0, "unet": 30.0, "unetpp": 40.0, "attention_unet": 20.0},
+    )
+    inp = inputs_of(root)
+    columns = complexity.latency_columns(inp, inp.main_models())
+    assert [(c.device, c.tag) for c in columns] == [("cpu", "A"), ("cpu", "B"), ("cpu", complexity.NOT_RECORDED)]
+    for column, models in zip(columns, [{"unet", "unetpp"}, {"dyglnet"}, {"attention_unet"}], strict=True):
+        assert {m for m, cell in column.cells.items() if not cell.missing} == models
+
+    md, tex = complexity.build(inp)
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Family")).split(" | ")
+    col = {name: header.index(f"Measured here CPU latency (ms), {name}") for name in ("machine A", "machine B")}
+    col["none"] = header.index("Measured here CPU latency (ms), machine not recorded")
+    row = {m: next(line for line in lines if f"| {m}" in line).split(" | ") for m in ("DyGLNet", "Unet ", "Unet++")}
+    assert row["DyGLNet"][col["machine A"]] == "–" and row["DyGLNet"][col["machine B"]].startswith("**5.0**")
+    assert row["Unet "][col["machine A"]].startswith("**30.0**") and row["Unet "][col["machine B"]] == "–"
+    assert row["Unet++"][col["machine A"]].startswith("*40.0*") and row["Unet++"][col["none"]] == "–"
+    attention = next(line for line in lines if "| AttentionUnet" in line).split(" | ")
+    assert attention[col["none"]].startswith("20.0 ")  # not ranked: may come from several machines
+    assert "machine A: Alpha CPU 9000, 8 threads, no GPU, torch 2.4.0, float32" in md
+    assert "machine B: Beta CPU 100, 2 threads, no GPU, torch 2.4.0, float32" in md
+    assert "values of different columns are not comparable" in md and "Machine not recorded:" in md
+    assert "CPU latency (ms), machine B" in tex and "Alpha CPU 9000" in tex
+
+
+def test_one_machine_gives_one_latency_column_named_under_the_table(tmp_path):
+    root = make_tree(tmp_path, models=("dyglnet", "unet"), n=6)
+    a = {"cpu": "Alpha CPU 9000", "gpu": "Test GPU 9000", "torch": "2.4.0", "threads": 8, "dtype": "float32"}
+    _set_machines(root, {"dyglnet": a, "unet": a}, {"dyglnet": 12.0, "unet": 10.0})
+    md, _ = complexity.build(inputs_of(root))
+    header = next(line for line in md.splitlines() if line.startswith("| Family"))
+    assert header.count("latency (ms)") == 1 and "CPU latency (ms), machine A" in header
+    assert "Latency measured on machine A: Alpha CPU 9000, 8 threads, GPU Test GPU 9000" in md
+    assert "not comparable" not in md and "Machine not recorded" not in md
+
+
+def test_figures_md_embeds_each_figure_with_the_caption_printed_inside_it(built):
+    md = (built / "figures.md").read_text()
+    # the bubble plot's four main models (the ablation variant is in the ablation table), on the three datasets
+    steps = "Budget (optimiser steps per run, from train.json): isic2016: 24 (4 runs); kvasir: 24 (4 runs); synthetic"
+    for stem in ("bubble", "qualitative", "val_curves"):
+        assert f"]({stem}.png)" in md and f"({stem}.pdf)" in md
+    bubble = md.split("](bubble.png)")[1].split("##")[0]
+    assert (
+        "Images: 32 × 32 px." in bubble and steps in bubble and "Datasets: Kvasir-SEG, ISIC2016, Synthetic." in bubble
+    )
+    assert "not the paper's recipe" in bubble and "at the size the models trained at (32 × 32)" in bubble
+    assert "proportional to the mean test Dice" in bubble and "D: degenerate" in bubble  # the rows' flags
+    qualitative = md.split("](qualitative.png)")[1].split("##")[0]
+    assert "test images of Kvasir-SEG" in qualitative and "Datasets: Kvasir-SEG. Recipe" in qualitative
+    assert "Budget (optimiser steps per run, from train.json): kvasir: 24 (4 runs)." in qualitative
+    curves = md.split("](val_curves.png)")[1].split("##")[0]
+    assert "Validation Dice (%) per epoch" in curves and "isic2016: 24 (5 runs)" in curves  # every model's curve
+
+
+def test_every_figure_states_its_caption_its_gflops_size_and_its_row_flags(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, models=("dyglnet", "unet", "attention_unet"), n=6))
+    main = inp.main_models()
+    gflops = captions.bubble_gflops(inp, main)
+    assert gflops.axis == "GFLOPs (fvcore) at 32 × 32, the training size"
+    assert gflops.values == [inp.complexity[m]["gflops_fvcore_train_size"] for m in main]
+    rows = build.bubble_rows(inp, gflops.values)
+    assert dict(zip(rows["label"], rows["flags"], strict=True)) == {
+        inp.names[m]: summary.make_row(inp, m, inp.datasets).flags for m in main
+    }
+    text = captions.bubble_caption(inp, gflops, list(rows["flags"]))
+    fig = figures.bubble_chart(rows, gflops_label=gflops.axis, caption=text)
+    assert figures.caption_of(fig) == text and fig.axes[0].get_ylabel() == gflops.axis
+    assert {"AttentionUnet (D)", "Unet (U)"} <= {t.get_text().split("\n")[0] for t in fig.axes[0].texts}
+    figures.both_formats(fig)
+    for m in main:  # results written before GFLOPs were counted at the training size
+        del inp.complexity[m]["gflops_fvcore_train_size"]
+    gflops = captions.bubble_gflops(inp, main)
+    assert gflops.axis == "GFLOPs (fvcore) at 224 × 224 (models trained at 32 × 32)"
+    assert gflops.values == [inp.complexity[m]["gflops_fvcore"] for m in main]
+    assert "not at the 32 × 32 the models trained at" in captions.bubble_caption(inp, gflops, [])
+    for m in main:  # ... but measured at the training size: those are the GFLOPs at the training size
+        inp.complexity[m]["input_size"] = 32
+    assert captions.bubble_gflops(inp, main).axis == "GFLOPs (fvcore) at 32 × 32, the training size"
+
+
+def test_without_validation_split_the_curves_show_the_training_loss_and_say_why(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, datasets=("kvasir", "isic2016"), models=("dyglnet", "unet"), validation=False))
+    lines, losses = build.curves(inp)
+    assert losses == {"Kvasir-SEG", "ISIC2016"} and set(lines) == losses
+    epochs, values = lines["Kvasir-SEG"]["DyGLNet"]
+    np.testing.assert_allclose(values, 1 / epochs)  # log.csv's train_loss
+    caption = captions.curves_caption(inp, losses)
+    fig = figures.val_curves(lines, "DyGLNet", losses=losses, caption=caption)
+    words = [figures.caption_of(fig)] + [ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+    assert "no validation split: training loss shown; the last epoch was kept" in figures.caption_of(fig)
+    assert all("no validation split" in ax.get_title() and ax.get_ylabel() == "training loss" for ax in fig.axes[:2])
+    assert not any("no training log" in w for w in words + [t.get_text() for ax in fig.axes for t in ax.texts])
+    plt.close(fig)
+
+
+def test_the_curves_say_no_training_log_only_when_there_is_none(tmp_path):
+    inp = inputs_of(make_tree(tmp_path, models=("dyglnet", "unet"), with_logs=False, n=6))
+    lines, losses = build.curves(inp)
+    assert lines == {} and losses == set()
+    fig = figures.val_curves(lines, "DyGLNet", losses=losses, caption=captions.curves_caption(inp, losses))
+    assert figures.NO_LOG in [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
 
 
 def test_footnotes_match_the_typesetting(built):

@@ -222,7 +222,7 @@ def _label_boxes(fig):
     return [Text.get_window_extent(t, renderer) for t in fig.axes[0].texts]  # the text only, not the leader line
 
 
-def test_bubble_labels_never_overlap_and_area_is_linear_in_dice():
+def test_bubble_labels_never_overlap_and_area_is_proportional_to_dice():
     fig = figures.bubble_chart(_bubble_rows(13))
     fig.canvas.draw()
     boxes = _label_boxes(fig)
@@ -234,14 +234,60 @@ def test_bubble_labels_never_overlap_and_area_is_linear_in_dice():
     assert ax.get_title() == "" and fig._suptitle is None
     sizes = ax.collections[0].get_sizes()
     dice = _bubble_rows(13)["mdice"].to_numpy()
-    small, large = figures.BUBBLE_AREA
-    np.testing.assert_allclose(sizes, small + (large - small) * (dice - dice.min()) / np.ptp(dice))
+    np.testing.assert_allclose(sizes, figures.BUBBLE_AREA_AT_100 * dice / 100)
     legends = [c for c in ax.get_children() if isinstance(c, Legend)]
     titles = {lg.get_title().get_text() for lg in legends}
-    assert {"Family", "mean Dice (area)"} <= titles
+    assert {"Family", "mean Dice (area ∝ Dice)"} <= titles
     texts = [t.get_text() for t in ax.texts]
     bold = [t.get_fontweight() for t in ax.texts]
     assert bold[texts.index("Model-12\n90.0")] == "bold"
+    plt.close(fig)
+
+
+def test_bubble_areas_of_close_dice_values_look_close():
+    """91.4 against 93.3 is a ratio of areas of 1.02, not a stretch from the smallest bubble to the largest."""
+    rows = _bubble_rows(2)
+    rows["mdice"] = [91.4, 93.3]
+    fig = figures.bubble_chart(rows)
+    small, large = fig.axes[0].collections[0].get_sizes()
+    assert large / small == pytest.approx(93.3 / 91.4)
+    plt.close(fig)
+
+
+def test_bubble_labels_show_every_row_flag_whatever_its_letter():
+    rows = _bubble_rows(4)
+    rows["flags"] = [("D",), (), ("B", "U"), ("Z",)]  # Z: a flag no one has defined yet
+    fig = figures.bubble_chart(rows)
+    texts = [t.get_text().split("\n")[0] for t in fig.axes[0].texts]
+    assert sorted(texts) == ["Model-0 (D)", "Model-1", "Model-2 (B, U)", "Model-3 (Z)"]  # placed big bubbles first
+    plt.close(fig)
+
+
+def test_every_figure_carries_its_caption_under_the_axes_inside_the_figure():
+    caption = "What this shows. " * 40  # several lines at any figure width
+    curve = (np.arange(1, 4), np.array([1.0, 2, 3]))
+    truth = np.zeros((16, 16), bool)
+    sample = {"id": "x", "image": np.zeros((16, 16, 3), np.uint8), "truth": truth, "preds": {"m": truth}, "dice": {}}
+    made = [
+        figures.bubble_chart(_bubble_rows(4), caption=caption),
+        figures.qualitative_grid([sample], ["m"], {"m": "Model"}, "Data", caption=caption),
+        figures.val_curves({"D": {"A": curve}}, reference="A", caption=caption),
+    ]
+    for fig in made:
+        fig.canvas.draw()
+        assert figures.caption_of(fig) == caption.strip()
+        box = _points_extent(fig.texts[-1], fig)
+        width, height = fig.get_size_inches() * 72
+        assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0, box
+        assert all(box.y1 < _points_extent(ax, fig).y0 for ax in fig.axes if ax.axison), box  # under the axes
+        legends = [lg for lg in fig.legends if lg.get_visible()]
+        assert all(box.y1 <= _points_extent(lg, fig).y0 for lg in legends)  # and under the figure's legend
+        plt.close(fig)
+
+
+def test_bubble_axis_names_the_size_the_gflops_were_counted_at():
+    fig = figures.bubble_chart(_bubble_rows(3), gflops_label="GFLOPs (fvcore) at 224 × 224 (models trained at 64 × 64)")
+    assert fig.axes[0].get_ylabel() == "GFLOPs (fvcore) at 224 × 224 (models trained at 64 × 64)"
     plt.close(fig)
 
 
@@ -278,6 +324,20 @@ def test_val_curves_one_line_per_model_per_dataset():
     }
     fig = figures.val_curves(curves, reference="A")
     assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 1]
+    assert [ax.get_ylabel() for ax in fig.axes[:2]] == ["validation Dice (%)"] * 2
+    plt.close(fig)
+
+
+def test_training_loss_panels_say_there_is_no_validation_split():
+    curves = {"D1": {"A": (np.arange(1, 4), np.array([0.9, 0.5, 0.3]))}, "D2": {"A": (np.arange(1, 3), np.ones(2))}}
+    fig = figures.val_curves(curves, reference="A", losses={"D1"})
+    with_loss, with_dice = fig.axes[:2]
+    assert with_loss.get_ylabel() == "training loss" and figures.NO_VALIDATION in with_loss.get_title()
+    assert with_dice.get_ylabel() == "validation Dice (%)" and with_dice.get_title() == "D2"
+    assert figures.NO_LOG not in [t.get_text() for ax in fig.axes for t in ax.texts]
+    plt.close(fig)
+    fig = figures.val_curves({})
+    assert figures.NO_LOG in [t.get_text() for t in fig.axes[0].texts]  # only when no log was found at all
     plt.close(fig)
 
 
@@ -369,35 +429,24 @@ def _size_legend(fig):
 
 @pytest.mark.parametrize(
     "dice",
-    [[91.2, 92.0, 93.1, 93.9], [91.96, 93.08, 93.21, 92.30], [91.4, 91.45, 91.5, 91.42], [3.7, 60.0, 93.6, 64.4]],
+    [[91.2, 92.0, 93.1, 93.9], [91.4, 91.45, 91.5, 91.42], [3.7, 60.0, 93.6, 64.4], [92.0, 92.0, 92.0, 92.0]],
 )
-def test_bubble_size_legend_is_readable_whatever_the_spread(dice):
+def test_bubble_size_legend_is_the_same_readable_scale_whatever_the_data(dice):
     rows = _bubble_rows(4)
     rows["mdice"] = dice
     fig = figures.bubble_chart(rows)
     fig.canvas.draw()
     legend = _size_legend(fig)
     labels = [t.get_text() for t in legend.get_texts()]
-    values = [float(label.rstrip("%")) for label in labels]
-    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels  # distinct printed values
-    assert min(dice) <= min(values) and max(values) <= max(dice) and values == sorted(values)
+    assert labels == [f"{v:g}%" for v in figures.SIZE_LEGEND]
     sizes = [h.get_markersize() for h in legend.legend_handles]
-    assert sizes == sorted(sizes) and sizes[-1] / sizes[0] >= 1.5, sizes  # diameters that differ visibly
+    np.testing.assert_allclose(np.square(sizes), figures.bubble_areas(np.array(figures.SIZE_LEGEND)))  # as plotted
     assert all(b - a >= 2.0 for a, b in zip(sizes, sizes[1:], strict=False)), sizes
     circles = [_points_extent(h, fig) for h in legend.legend_handles]  # y extent of a marker: its diameter
     for upper, lower in zip(circles, circles[1:], strict=False):
         assert upper.y0 > lower.y1, (labels, upper, lower)  # rows of the legend never overlap
     areas = fig.axes[0].collections[0].get_sizes()
-    assert areas[np.argmin(dice)] == pytest.approx(figures.BUBBLE_AREA[0])
-    assert areas[np.argmax(dice)] == pytest.approx(figures.BUBBLE_AREA[1])
-    plt.close(fig)
-
-
-def test_bubble_size_legend_with_equal_values_has_one_entry():
-    rows = _bubble_rows(3)
-    rows["mdice"] = 92.0
-    fig = figures.bubble_chart(rows)
-    assert [t.get_text() for t in _size_legend(fig).get_texts()] == ["92%"]
+    np.testing.assert_allclose(areas, figures.BUBBLE_AREA_AT_100 * np.array(dice) / 100)
     plt.close(fig)
 
 
