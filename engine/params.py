@@ -121,7 +121,7 @@ class TrainParams(Section):
 
 def check_one_budget(section: Any, where: str) -> None:
     """A recipe mapping that sets both ``steps`` and ``epochs`` is refused: the budget is one of them."""
-    if isinstance(section, dict) and section.get("steps") is not None and "epochs" in section:
+    if isinstance(section, dict) and section.get("steps") is not None and section.get("epochs") is not None:
         raise ValueError(f"{where}: steps {section['steps']} and epochs {section['epochs']} both set; keep one")
 
 

@@ -34,7 +34,7 @@ def image_size_text(inp: Inputs, datasets: list[str]) -> str:
 def budget_text(inp: Inputs, datasets: list[str], models: list[str]) -> str:
     """The optimiser steps of the runs of ``models`` on ``datasets``, as their ``train.json`` record them."""
     train = {k: r.train for k, r in inp.runs.items() if k[0] in datasets and k[1] in models}
-    return f"Budget (optimiser steps per run, from train.json): {provenance.steps_text(train)}."
+    return f"Optimiser steps made per run (train.json): {provenance.steps_text(train)}."
 
 
 def context_text(inp: Inputs, datasets: list[str], models: list[str]) -> str:

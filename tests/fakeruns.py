@@ -125,7 +125,11 @@ def make_tree(
         "datasets": {d: {"raw": f"data/raw/{d}"} for d in datasets},
         "models": entries,
         "seeds": list(seeds),
-        "train": {"epochs": 8, "img_size": size, "batch_size": 4, "lr": 0.001, **(train or {})},
+        "train": {  # train={"steps": 20, "epochs": None}: a key given None is left out
+            k: v
+            for k, v in {"epochs": 8, "img_size": size, "batch_size": 4, "lr": 0.001, **(train or {})}.items()
+            if v is not None
+        },
         "report": {"reference_model": "dyglnet", "qualitative_images": 3, "palette": palette},
     }
     test_only = sorted({b for _, b in transfer} - set(datasets))

@@ -343,7 +343,7 @@ def test_one_machine_gives_one_latency_column_named_under_the_table(tmp_path):
 def test_figures_md_embeds_each_figure_with_the_caption_printed_inside_it(built):
     md = (built / "figures.md").read_text()
     # the bubble plot's four main models (the ablation variant is in the ablation table), on the three datasets
-    steps = "Budget (optimiser steps per run, from train.json): isic2016: 24 (4 runs); kvasir: 24 (4 runs); synthetic"
+    steps = "Optimiser steps made per run (train.json): isic2016: 24 (4 runs); kvasir: 24 (4 runs); synthetic"
     for stem in ("bubble", "qualitative", "val_curves"):
         assert f"]({stem}.png)" in md and f"({stem}.pdf)" in md
     bubble = md.split("](bubble.png)")[1].split("##")[0]
@@ -354,7 +354,7 @@ def test_figures_md_embeds_each_figure_with_the_caption_printed_inside_it(built)
     assert "proportional to the mean test Dice" in bubble and "D: degenerate" in bubble  # the rows' flags
     qualitative = md.split("](qualitative.png)")[1].split("##")[0]
     assert "test images of Kvasir-SEG" in qualitative and "Datasets: Kvasir-SEG. Recipe" in qualitative
-    assert "Budget (optimiser steps per run, from train.json): kvasir: 24 (4 runs)." in qualitative
+    assert "Optimiser steps made per run (train.json): kvasir: 24 (4 runs)." in qualitative
     curves = md.split("](val_curves.png)")[1].split("##")[0]
     assert "Validation Dice (%) per epoch" in curves and "isic2016: 24 (5 runs)" in curves  # every model's curve
 
