@@ -4,7 +4,7 @@ fingerprint."""
 
 from __future__ import annotations
 
-from core.sources import module_sources
+from core.imports import module_sources
 from models.registry import MODEL_PACKAGES, model_info
 
 

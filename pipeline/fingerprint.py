@@ -4,7 +4,7 @@
 
 ``dvc.yaml`` cannot list a different set of source files per model, so this stage computes them from the
 code instead (:func:`models.sources.model_sources`: a model's module and every first-party module it imports,
-transitively; :func:`core.sources.module_sources` for a stage's entry module) and writes one short
+transitively; :func:`core.imports.module_sources` for a stage's entry module) and writes one short
 hash per stage, per ``models:`` entry and per dataset adapter. ``train@D-M-S`` reads ``stages.train`` and
 ``models.M`` as params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's
 stages; ``prepare@NAME`` reads ``adapters.NAME``. ``python -m models --deps NAME`` prints the files behind a
@@ -46,7 +46,7 @@ from core.cli import run
 from core.errors import UserError
 from core.fsutil import atomic_write_text
 from core.paths import REPO_ROOT
-from core.sources import module_sources
+from core.imports import module_sources
 from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
 from engine.params import load_params, params_path
 from models.pretrained import architecture_kwargs, weights_source

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from core.paths import FIRST_PARTY
-from core.sources import module_sources
+from core.imports import module_sources
 from models import list_models
 from models.sources import model_sources
 from pipeline.fingerprint import STAGE_MODULES, adapter_files, stage_sources
