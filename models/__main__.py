@@ -15,7 +15,7 @@ import json
 import sys
 
 from models.registry import ModelArgumentError, UnknownModelError, create_model, list_models, model_info
-from models.sources import model_sources
+from models.files import model_sources
 
 
 def fetch_weights(argv: list[str]) -> int:

@@ -4,7 +4,7 @@ Names and metadata come from reading the source: every module-level function dec
 ``@register_model(...)`` in ``models/*.py`` and ``baselines/*.py`` is found with :mod:`ast`, without
 importing torch or the model's module. A model's module is imported only when that model is built
 (:func:`create_model`), so listing models, reading a display name in the report stage or computing a
-model's source files (:func:`models.sources.model_sources`, used by the DVC pipeline) costs milliseconds.
+model's source files (:func:`models.files.model_sources`, used by the DVC pipeline) costs milliseconds.
 """
 
 from __future__ import annotations

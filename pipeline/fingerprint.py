@@ -3,7 +3,7 @@
     python -m pipeline.fingerprint [--out code_fingerprints.yaml]
 
 ``dvc.yaml`` cannot list a different set of source files per model, so this stage computes them from the
-code instead (:func:`models.sources.model_sources`: a model's module and every first-party module it imports,
+code instead (:func:`models.files.model_sources`: a model's module and every first-party module it imports,
 transitively; :func:`core.imports.module_sources` for a stage's entry module) and writes one short
 hash per stage, per ``models:`` entry and per dataset adapter. ``train@D-M-S`` reads ``stages.train`` and
 ``models.M`` as params, so editing ``baselines/unet.py`` changes only ``models.unet`` and reruns only UNet's
@@ -50,7 +50,7 @@ from core.imports import module_sources
 from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
 from engine.params import load_params, params_path
 from models.pretrained import architecture_kwargs, weights_source
-from models.sources import model_sources
+from models.files import model_sources
 
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {

@@ -21,7 +21,7 @@ import yaml
 from core.paths import FIRST_PARTY
 from core.imports import module_sources
 from models import list_models
-from models.sources import model_sources
+from models.files import model_sources
 from pipeline.fingerprint import STAGE_MODULES, adapter_files, stage_sources
 
 REPO = Path(__file__).resolve().parents[1]

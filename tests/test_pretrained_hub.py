@@ -411,7 +411,7 @@ def test_fingerprint_hashes_the_weights_source_and_keeps_scratch_entries_code_on
     of this), else code + weights_source + file contents, so a new Hub id or pinned revision (a library upgrade)
     or a replaced file reruns the entries that start from it."""
     import pipeline.fingerprint as fp
-    from models.sources import model_sources
+    from models.files import model_sources
 
     params = tmp_path / "params.yaml"
     weights = tmp_path / "r34.pth"

@@ -10,7 +10,7 @@ import torch
 
 from models import UnknownModelError, create_model, list_models, model_info, register_model
 from models.registry import _BUILDERS, _EXTRA
-from models.sources import model_sources
+from models.files import model_sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_duplicate_name_from_other_builder_rejected():
 
 def test_metadata_is_read_from_the_source_without_importing_torch():
     script = (
-        "import sys; from models import list_models, model_info; from models.sources import model_sources;"
+        "import sys; from models import list_models, model_info; from models.files import model_sources;"
         "names = list_models(); info = model_info('befunet'); deps = model_sources('unet');"
         "print(len(names), info.family, info.fixed_input_size, 'torch' in sys.modules)"
     )
@@ -79,7 +79,7 @@ def test_model_sources_cover_every_imported_module():
         "create_model(sys.argv[1]);"
         "mods = [m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('core', 'models', 'baselines',"
         " 'datasets', 'engine', 'pipeline', 'reports') and getattr(m, '__file__', None)];"
-        "from models.sources import model_sources;"  # after the snapshot: computing the list is not building
+        "from models.files import model_sources;"  # after the snapshot: computing the list is not building
         "print(json.dumps([mods, model_sources(sys.argv[1])]))"
     )
     for name in ("dyglnet", "unet", "befunet"):
