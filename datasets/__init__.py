@@ -1,5 +1,5 @@
 """Data: the dataset adapters (``datasets/adapters/``: one file per dataset, its downloaded layout -> image/mask
-pairs), the reader, the splits and the torch data path; and getting a dataset: where it comes from (``sources``),
+pairs), the reader, the splits and the torch data path; and getting a dataset: where it comes from (``catalog``),
 its download and unpacking (``fetch``, ``download``, ``archives``) and its integrity check (``check``).
 
 This file imports nothing, so that a module that needs one part (``datasets.torch_data`` for training,

@@ -38,7 +38,7 @@ def licence_table() -> str:
     """Markdown table: dataset, licence, who states it, citation, where to get it."""
     from tabulate import tabulate
 
-    from datasets.sources import SOURCES
+    from datasets.catalog import SOURCES
 
     rows = [
         (s.name, s.title, s.licence, s.licence_source, s.citation, s.homepage) for s in SOURCES.values() if s.citation

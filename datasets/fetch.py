@@ -1,11 +1,11 @@
 """``python -m datasets fetch NAME``: download, verify and unpack a dataset into the layout its adapter reads.
 
-Datasets with a stable public URL (`datasets.sources`: Kvasir-SEG, ISIC 2016's four archives, TNBC) are
+Datasets with a stable public URL (`datasets.catalog`: Kvasir-SEG, ISIC 2016's four archives, TNBC) are
 downloaded with pooch (`pooch.retrieve`: the file is verified against its checksum before it is moved into
 place) through :class:`datasets.download.ResumingDownloader` (progress bar, resume after an interruption).
 The others print how to get the archive by hand; ``--from ARCHIVE`` then verifies and unpacks it.
 
-Checksums: a checksum published for an archive is pinned in `datasets.sources` (with its source);
+Checksums: a checksum published for an archive is pinned in `datasets.catalog` (with its source);
 ``--sha256`` overrides it (a mirror that serves another version). An archive without one gets its sha256
 recorded at its first download in ``datasets/checksums.json`` (a tracked file: commit it), printed, and
 every later download is compared with it.
@@ -35,7 +35,7 @@ from datasets.base import DatasetError
 from datasets.check import layout_hint
 from datasets.download import DownloadError, ResumingDownloader
 from datasets.registry import get_adapter
-from datasets.sources import Archive, Source, manual_route, source
+from datasets.catalog import Archive, Source, manual_route, source
 
 RECORD_FILE = REPO_ROOT / "datasets" / "checksums.json"
 MARKER = ".fetched.json"

@@ -26,7 +26,7 @@ Collected once per report run (:func:`collect`) and printed in every Markdown re
   package metadata (nothing is imported);
 - ``device``: ``device_name`` of the runs' ``train.json``; where none records it, this machine's CPU
   from ``/proc/cpuinfo``, labelled as the report machine;
-- ``data licences``: each dataset's licence and the paper to cite (`datasets.sources.terms`).
+- ``data licences``: each dataset's licence and the paper to cite (`datasets.catalog.terms`).
 
 Nothing time-dependent is recorded, so the same inputs give byte-identical reports.
 """
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import yaml
 
-from datasets.sources import terms
+from datasets.catalog import terms
 from models.pretrained import weights_source
 
 GENERATED_PATHS = ("output", "results", "runs", "data", "dvc.lock", "metrics", "code_fingerprints.yaml")

@@ -388,7 +388,7 @@ def test_make_data_fetches_checks_and_lists_what_is_missing(tmp_path, server, ca
     import yaml
 
     import pipeline.tools.data as data_tool
-    from datasets.sources import SOURCES
+    from datasets.catalog import SOURCES
 
     data, _ = _archive(make_kvasir, tmp_path, "kvasir-seg.zip", n=5)
     server.files["/k.zip"] = data
@@ -425,7 +425,7 @@ def test_make_data_fetches_checks_and_lists_what_is_missing(tmp_path, server, ca
 def test_every_adapter_has_a_source_entry():
     """Every registered dataset, generated ones included, has its licence in the reports' provenance."""
     from datasets.registry import adapter_names
-    from datasets.sources import SOURCES, terms
+    from datasets.catalog import SOURCES, terms
 
     assert sorted(adapter_names()) == sorted(SOURCES)
     assert "not recorded" not in terms("shifted")

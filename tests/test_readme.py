@@ -41,8 +41,8 @@ def test_ph2_image_sizes_are_the_real_ones():
 
 
 def test_licence_table_is_the_sources_table():
-    """README "Licences and citations" shows each dataset's licence, its source and citation as datasets/sources.py."""
-    from datasets.sources import SOURCES
+    """README "Licences and citations" shows each dataset's licence, its source and citation as datasets/catalog.py."""
+    from datasets.catalog import SOURCES
 
     text = README.read_text()
     for s in SOURCES.values():

@@ -24,7 +24,7 @@ from tabulate import tabulate
 from core.cli import run
 from datasets.check import check
 from datasets.fetch import MARKER, FetchError, fetch
-from datasets.sources import SOURCES, manual_route
+from datasets.catalog import SOURCES, manual_route
 from engine.params import load_params
 
 

@@ -234,7 +234,7 @@ def terms(name: str) -> str:
     """One line for the reports' provenance: the dataset's title, licence and citation."""
     s = SOURCES.get(name)
     if s is None:
-        return f"{name}: licence and citation not recorded (datasets/sources.py has no entry)"
+        return f"{name}: licence and citation not recorded (datasets/catalog.py has no entry)"
     text = f"{name} ({s.title}): {s.licence}"
     return text + (f"; cite {s.citation}" if s.citation else "")
 
