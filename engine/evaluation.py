@@ -76,7 +76,7 @@ def evaluate(
 
     from core.fsutil import atomic_write_bytes, atomic_write_json
     from datasets.torch_data import SegmentationArrays, build_transforms
-    from engine.build import device_for, model_from_checkpoint
+    from engine.factory import device_for, model_from_checkpoint
     from engine.inference import fast_model
     from engine.metric_names import METRIC_UNITS, REPORT_SCALE
     from engine.metrics import binarize_logits, image_metrics

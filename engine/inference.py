@@ -1,4 +1,4 @@
-"""The fast inference path shared by evaluate, predict and the benchmarks (models come from ``engine.build``).
+"""The fast inference path shared by evaluate, predict and the benchmarks (models come from ``engine.factory``).
 
 The fast path (:func:`fast_model`) changes how a forward pass is computed, never what it computes:
 

@@ -117,7 +117,7 @@ def measure(
     of a freshly built model of ``spec`` (module docstring)."""
     import torch
 
-    from engine.build import model_from_entry
+    from engine.factory import model_from_entry
     from engine.inference import fast_model
     from models.complexity import count_params, fvcore_gflops
     from models.pretrained import architecture_kwargs

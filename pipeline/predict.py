@@ -182,7 +182,7 @@ def predict(
     from core.fsutil import atomic_write_json
     from datasets.reader import load_image
     from datasets.torch_data import build_transforms
-    from engine.build import device_for, model_from_checkpoint
+    from engine.factory import device_for, model_from_checkpoint
     from engine.inference import fast_model
     from engine.runtime import interactive
 

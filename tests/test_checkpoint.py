@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.build import model_from_checkpoint
+from engine.factory import model_from_checkpoint
 from engine.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from models import create_model
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fakedata import save, tiny_checkpoint
 
-import engine.build as build
+import engine.factory as build
 import engine.inference as inference
 from core.cli import run
 from datasets.base import IMAGE_EXTS

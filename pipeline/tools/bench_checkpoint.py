@@ -35,7 +35,7 @@ def measure(name: str, params, folder: Path, repeats: int) -> dict:
     import torch
 
     from engine import resume as rs
-    from engine.build import model_from_entry
+    from engine.factory import model_from_entry
     from engine.checkpoint import model_state, save_best
     from engine.params import TrainConfig
     from engine.recipe import optimisation
