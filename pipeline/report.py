@@ -46,7 +46,7 @@ def write_reports(
     params, results: Path, runs: Path, prepared: Path, out: Path, root: Path | None = None, metrics: Path | None = None
 ) -> list[Path]:
     """Load every input, build every report, then write them; returns the paths written."""
-    from reports.build import build_reports, metrics_json
+    from reports.assemble import build_reports, metrics_json
     from reports.inputs import load_inputs
 
     inputs = load_inputs(params, results, runs, prepared, root or Path.cwd())

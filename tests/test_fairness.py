@@ -19,7 +19,7 @@ from fakeruns import make_tree
 from engine.params import load_params
 from engine.recipe import epochs_for_steps
 from pipeline.report import write_reports
-from reports import build, captions, claims, comparison, figures, significance, summary, transfer
+from reports import assemble, captions, claims, comparison, figures, significance, summary, transfer
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_a_per_model_steps_override_is_flagged_b_everywhere(unequal):
     assert "DyGLNet (B)" in transfer_md and "recipe differs (DyGLNet: B)" in transfer_md
     assert "**supported**" not in transfer_md
     gflops = captions.bubble_gflops(inp, inp.main_models())
-    rows = build.bubble_rows(inp, gflops.values)
+    rows = assemble.bubble_rows(inp, gflops.values)
     fig = figures.bubble_chart(
         rows, gflops_label=gflops.axis, caption=captions.bubble_caption(inp, gflops, list(rows["flags"]))
     )

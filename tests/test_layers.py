@@ -36,10 +36,10 @@ def test_the_contracts_hold_and_an_upward_import_breaks_them(tree):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
     params = tree / "engine" / "params.py"
-    params.write_text(params.read_text() + "\n\ndef _upward():\n    import reports.build  # noqa: F401\n")
+    params.write_text(params.read_text() + "\n\ndef _upward():\n    import reports.assemble  # noqa: F401\n")
     result = _lint(tree)
     assert result.returncode == 1
-    assert "engine.params -> reports.build" in result.stdout
+    assert "engine.params -> reports.assemble" in result.stdout
 
 
 def test_a_stage_importing_another_stage_breaks_the_contract(tree):

@@ -18,7 +18,7 @@ from fakeruns import make_tree
 
 from engine.params import load_params
 from pipeline.report import write_reports
-from reports import build, captions, comparison, complexity, figures, initialisation, summary
+from reports import assemble, captions, comparison, complexity, figures, initialisation, summary
 from reports.inputs import ReportError, load_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -365,7 +365,7 @@ def test_every_figure_states_its_caption_its_gflops_size_and_its_row_flags(tmp_p
     gflops = captions.bubble_gflops(inp, main)
     assert gflops.axis == "GFLOPs (fvcore) at 32 × 32, the training size"
     assert gflops.values == [inp.complexity[m]["gflops_fvcore_train_size"] for m in main]
-    rows = build.bubble_rows(inp, gflops.values)
+    rows = assemble.bubble_rows(inp, gflops.values)
     assert dict(zip(rows["label"], rows["flags"], strict=True)) == {
         inp.names[m]: summary.make_row(inp, m, inp.datasets).flags for m in main
     }
@@ -387,7 +387,7 @@ def test_every_figure_states_its_caption_its_gflops_size_and_its_row_flags(tmp_p
 
 def test_without_validation_split_the_curves_show_the_training_loss_and_say_why(tmp_path):
     inp = inputs_of(make_tree(tmp_path, datasets=("kvasir", "isic2016"), models=("dyglnet", "unet"), validation=False))
-    lines, losses = build.curves(inp)
+    lines, losses = assemble.curves(inp)
     assert losses == {"Kvasir-SEG", "ISIC2016"} and set(lines) == losses
     epochs, values = lines["Kvasir-SEG"]["DyGLNet"]
     np.testing.assert_allclose(values, 1 / epochs)  # log.csv's train_loss
@@ -402,7 +402,7 @@ def test_without_validation_split_the_curves_show_the_training_loss_and_say_why(
 
 def test_the_curves_say_no_training_log_only_when_there_is_none(tmp_path):
     inp = inputs_of(make_tree(tmp_path, models=("dyglnet", "unet"), with_logs=False, n=6))
-    lines, losses = build.curves(inp)
+    lines, losses = assemble.curves(inp)
     assert lines == {} and losses == set()
     fig = figures.val_curves(lines, "DyGLNet", losses=losses, caption=captions.curves_caption(inp, losses))
     assert figures.NO_LOG in [t.get_text() for t in fig.axes[0].texts]
