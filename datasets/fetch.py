@@ -32,10 +32,10 @@ from core.fsutil import atomic_dir, atomic_write_json
 from core.paths import REPO_ROOT
 from datasets.archives import extract
 from datasets.base import DatasetError
+from datasets.catalog import Archive, Source, manual_route, source
 from datasets.check import layout_hint
 from datasets.download import DownloadError, ResumingDownloader
 from datasets.registry import get_adapter
-from datasets.catalog import Archive, Source, manual_route, source
 
 RECORD_FILE = REPO_ROOT / "datasets" / "checksums.json"
 MARKER = ".fetched.json"

@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 
-from models.registry import ModelArgumentError, UnknownModelError, create_model, list_models, model_info
 from models.files import model_sources
+from models.registry import ModelArgumentError, UnknownModelError, create_model, list_models, model_info
 
 
 def fetch_weights(argv: list[str]) -> int:

@@ -45,12 +45,12 @@ import yaml
 from core.cli import run
 from core.errors import UserError
 from core.fsutil import atomic_write_text
-from core.paths import REPO_ROOT
 from core.imports import module_sources
+from core.paths import REPO_ROOT
 from datasets.registry import ADAPTER_PACKAGE, adapter_file, adapter_names
 from engine.params import load_params, params_path
-from models.pretrained import architecture_kwargs, weights_source
 from models.files import model_sources
+from models.pretrained import architecture_kwargs, weights_source
 
 # The module each stage's command runs (`python -m <module>`).
 STAGE_MODULES = {

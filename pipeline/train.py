@@ -256,8 +256,8 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
     from engine import distributed as dist
     from engine import progress as pg
     from engine import resume as rs
-    from engine.factory import check_input_size, check_model_runs, model_from_entry
     from engine.checkpoint import model_state, save_best
+    from engine.factory import check_input_size, check_model_runs, model_from_entry
     from engine.recipe import epochs_for_steps, optimisation
     from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
     from models.pretrained import loaded_weights

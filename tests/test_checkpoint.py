@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.factory import model_from_checkpoint
 from engine.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
+from engine.factory import model_from_checkpoint
 from models import create_model
 
 CONFIG = {"model": "tiny_run", "builder": "dyglnet", "model_kwargs": {"depths": [1, 1, 1]}, "img_size": 32}

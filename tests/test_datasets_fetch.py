@@ -424,8 +424,8 @@ def test_make_data_fetches_checks_and_lists_what_is_missing(tmp_path, server, ca
 
 def test_every_adapter_has_a_source_entry():
     """Every registered dataset, generated ones included, has its licence in the reports' provenance."""
-    from datasets.registry import adapter_names
     from datasets.catalog import SOURCES, terms
+    from datasets.registry import adapter_names
 
     assert sorted(adapter_names()) == sorted(SOURCES)
     assert "not recorded" not in terms("shifted")

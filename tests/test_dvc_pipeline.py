@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.paths import FIRST_PARTY
 from core.imports import module_sources
+from core.paths import FIRST_PARTY
 from models import list_models
 from models.files import model_sources
 from pipeline.fingerprint import STAGE_MODULES, adapter_files, stage_sources

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from models import UnknownModelError, create_model, list_models, model_info, register_model
-from models.registry import _BUILDERS, _EXTRA
 from models.files import model_sources
+from models.registry import _BUILDERS, _EXTRA
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,8 +35,8 @@ def measure(name: str, params, folder: Path, repeats: int) -> dict:
     import torch
 
     from engine import resume as rs
-    from engine.factory import model_from_entry
     from engine.checkpoint import model_state, save_best
+    from engine.factory import model_from_entry
     from engine.params import TrainConfig
     from engine.recipe import optimisation
     from engine.runtime import rng_state

@@ -22,9 +22,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from core.cli import run
+from datasets.catalog import SOURCES, manual_route
 from datasets.check import check
 from datasets.fetch import MARKER, FetchError, fetch
-from datasets.catalog import SOURCES, manual_route
 from engine.params import load_params
 
 
