@@ -6,7 +6,7 @@ run's summary (``train.json``).
   (:func:`run_fingerprint`) is continued; a different or unreadable one is set aside as ``resume.pt.stale``
   (or refused under ``--resume``). Starting afresh removes the files of an earlier run in the folder.
 - Every ``checkpoint_every`` epochs the run saves :func:`save_resume`: model, optimiser, scheduler, gradient
-  scaler, every process's RNG states and :class:`Progress` (the epoch log, the best epoch and its weights,
+  scaler, every process's RNG states and :class:`RunState` (the epoch log, the best epoch and its weights,
   the step/image/time totals).
 - :func:`restore` loads it all back; a finished run deletes resume.pt (best.pt, log.csv and train.json are
   the run). :func:`run_summary` is train.json.
@@ -31,7 +31,7 @@ RUN_FILES = ("best.pt", "resume.pt", "log.csv", "train.json", "progress.json")  
 
 
 @dataclass
-class Progress:
+class RunState:
     """What resume.pt carries across a preemption besides the training objects."""
 
     epochs_done: int = 0
@@ -128,7 +128,7 @@ def open_run_folder(out: Path, fingerprint: dict, required: bool, is_main: bool)
     return resuming
 
 
-def restore(path: Path, rank: int, model, optimizer, scheduler, scaler) -> Progress:
+def restore(path: Path, rank: int, model, optimizer, scheduler, scaler) -> RunState:
     """Load resume.pt into the training objects and this process's RNG; the progress it carried."""
     from engine.runtime import set_rng_state
 
@@ -142,7 +142,7 @@ def restore(path: Path, rank: int, model, optimizer, scheduler, scaler) -> Progr
     best_weights = None
     if best["epoch"]:
         best_weights = state["model"] if state["best_model"] is None else state["best_model"]
-    return Progress(
+    return RunState(
         epochs_done=state["epoch"],
         log=list(state["log"]),
         best=best,
@@ -153,7 +153,7 @@ def restore(path: Path, rank: int, model, optimizer, scheduler, scaler) -> Progr
 
 
 def save_resume(
-    path: Path, progress: Progress, improved: bool, model, optimizer, scheduler, scaler, rngs, cfg, fingerprint
+    path: Path, progress: RunState, improved: bool, model, optimizer, scheduler, scaler, rngs, cfg, fingerprint
 ) -> None:
     """Write resume.pt after ``progress.epochs_done`` epochs (``improved``: this epoch's weights are the best)."""
     state = {
@@ -174,7 +174,7 @@ def save_resume(
     progress.saved_epoch = progress.epochs_done
 
 
-def kept_files(out: Path, progress: Progress) -> str:
+def kept_files(out: Path, progress: RunState) -> str:
     """What of this run is still on disk, for an error message."""
     kept = []
     if progress.saved_epoch:
@@ -186,7 +186,7 @@ def kept_files(out: Path, progress: Progress) -> str:
 
 def run_summary(
     cfg: TrainConfig,
-    progress: Progress,
+    progress: RunState,
     no_val: bool,
     device: str,
     world: int,

@@ -298,7 +298,7 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
         net = torch.compile(net)
     steps_per_epoch = len(train_loader)
     criterion, optimizer, scheduler, scaler = optimisation(model, cfg, steps_per_epoch, device, amp_dtype)
-    progress, resumed = rs.Progress(), []
+    progress, resumed = rs.RunState(), []
     if resuming:
         progress = rs.restore(out / "resume.pt", rank, model, optimizer, scheduler, scaler)
         if is_main and progress.best["epoch"]:  # `dvc repro` deletes best.pt before rerunning a stage, and a

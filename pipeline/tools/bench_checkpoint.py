@@ -49,7 +49,7 @@ def measure(name: str, params, folder: Path, repeats: int) -> dict:
     optimizer.step()  # AdamW's moments exist from the first step on
     scheduler.step()
     log = [{"epoch": e, "seconds": 1.0} for e in range(1, 6)]
-    progress = rs.Progress(epochs_done=5, log=log, best={"val_dice": 50.0, "epoch": 5}, best_weights=model_state(model))
+    progress = rs.RunState(epochs_done=5, log=log, best={"val_dice": 50.0, "epoch": 5}, best_weights=model_state(model))
     fingerprint = rs.run_fingerprint(cfg, 1, "fp16-amp")
     path = folder / "resume.pt"
     row = {"model": name, "parameters": sum(p.numel() for p in model.parameters())}
