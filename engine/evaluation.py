@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from datasets.base import DatasetError
 
-# torch, pandas, OpenCV and the models are imported inside `evaluate`, not here: a wrong argument is
+# torch, pandas, OpenCV and the models are imported inside the functions below, not here: a wrong argument is
 # then reported before the seconds those imports take.
 
 
@@ -52,11 +54,26 @@ def prepared_size(data: Path) -> int:
     return int(images.shape[1])
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What the scoring loop needs: the split's ids, the model on its device and the data loader."""
+
+    ids: list[str]
+    size: int  # the prepared side, at which the metrics are computed
+    img_size: int  # the side the model was trained at and runs at
+    device: Any
+    model: Any
+    cfg: dict
+    path_info: dict
+    loader: Any
+
+
 def evaluate(
     data: str | Path,
     checkpoint: str | Path,
     out: str | Path,
     split: str = "test",
+    *,
     batch_size: int = 16,
     device_name: str = "auto",
     n_boot: int = 1000,
@@ -67,23 +84,26 @@ def evaluate(
 ) -> dict:
     """Run the evaluation and write its outputs; returns the metrics summary (as written to metrics.json, with
     the entries of ``extra`` added, e.g. the source and target of a transfer)."""
-    import cv2
-    import numpy as np
-    import pandas as pd
-    import torch
-    import torch.nn.functional as F
+    data, out_dir = Path(data), Path(out)
+    loaded = _load(data, checkpoint, split, device_name, batch_size=batch_size, compile=compile, fold_bn=fold_bn)
+    pred_dir = out_dir / "pred" if save_predictions else None
+    rows, seconds = _score(loaded, split, batch_size=batch_size, compile=compile, pred_dir=pred_dir)
+    summary = _write_metrics(loaded, rows, out_dir, split=split, n_boot=n_boot, extra=extra)
+    timing = _write_timing(loaded, seconds, out_dir, batch_size=batch_size)
+    _print_summary(loaded, split, list(rows), summary, timing)
+    return summary
+
+
+def _load(
+    data: Path, checkpoint: str | Path, split: str, device_name: str, *, batch_size: int, compile: bool, fold_bn: bool
+) -> _Loaded:
+    """Read the split and the checkpoint, put the model on its inference path and build the loader."""
     from torch.utils.data import DataLoader
 
-    from core.fsutil import atomic_write_bytes, atomic_write_json
     from datasets.torch_data import SegmentationArrays, build_transforms
     from engine.factory import device_for, model_from_checkpoint
     from engine.inference import fast_model
-    from engine.metric_names import METRIC_UNITS, REPORT_SCALE
-    from engine.metrics import binarize_logits, image_metrics
-    from engine.runtime import interactive
-    from engine.stats import summarize
 
-    data, out_dir = Path(data), Path(out)
     ids = split_ids(data, split)
     size = prepared_size(data)
     device = device_for(device_name)
@@ -100,14 +120,30 @@ def evaluate(
     # Normalisation only: build_transforms' resize to the prepared size is a no-op.
     dataset = SegmentationArrays(data, ids, build_transforms(cfg.get("augment", {}), size, train=False))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    return _Loaded(ids, size, img_size, device, model, cfg, path_info, loader)
 
-    pred_dir = out_dir / "pred"
-    if save_predictions:
+
+def _score(
+    loaded: _Loaded, split: str, *, batch_size: int, compile: bool, pred_dir: Path | None
+) -> tuple[dict[str, list[float]], float]:
+    """Predict every batch, score it per image and save the masks as PNGs; returns the metrics and the model's
+    seconds."""
+    import cv2
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from core.fsutil import atomic_write_bytes
+    from engine.metrics import binarize_logits, image_metrics
+    from engine.runtime import interactive
+
+    ids, size, img_size, device = loaded.ids, loaded.size, loaded.img_size, loaded.device
+    if pred_dir is not None:
         pred_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[float]] = {}
     seconds, done = 0.0, 0
     with torch.inference_mode():
-        for images, masks in tqdm(loader, desc=f"evaluate {split}", disable=not interactive()):
+        for images, masks in tqdm(loaded.loader, desc=f"evaluate {split}", disable=not interactive()):
             n = len(images)
             x = images.to(device)
             if img_size != size:
@@ -115,7 +151,7 @@ def evaluate(
             if compile and n < batch_size:  # keep the one shape the model was compiled for
                 x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
             t0 = time.perf_counter()
-            logits = model(x)[:n]
+            logits = loaded.model(x)[:n]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - t0
@@ -125,41 +161,75 @@ def evaluate(
             preds = binarize_logits(logits.cpu())
             for name, values in image_metrics(preds, masks).items():
                 rows.setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
-            if save_predictions:
+            if pred_dir is not None:
                 pngs = preds.squeeze(1).numpy().astype(np.uint8) * 255
                 for image_id, pred in zip(ids[done : done + n], pngs, strict=True):
                     _, png = cv2.imencode(".png", pred)
                     atomic_write_bytes(pred_dir / f"{image_id}.png", png.tobytes())
             done += n
+    return rows, seconds
+
+
+def _write_metrics(
+    loaded: _Loaded, rows: dict[str, list[float]], out_dir: Path, *, split: str, n_boot: int, extra: dict | None
+) -> dict:
+    """Write per_image.csv and metrics.json (the summary with its bootstrap intervals); returns the summary."""
+    import numpy as np
+    import pandas as pd
+
+    from core.fsutil import atomic_write_bytes, atomic_write_json
+    from engine.metric_names import METRIC_UNITS, REPORT_SCALE
+    from engine.stats import summarize
 
     # one unit per metric in every file: per_image.csv holds what the reports print (percent, HD95 in px)
     scaled = {name: np.asarray(values) * REPORT_SCALE.get(name, 1.0) for name, values in rows.items()}
-    table = pd.DataFrame({"id": ids, **scaled})
+    table = pd.DataFrame({"id": loaded.ids, **scaled})
     atomic_write_bytes(out_dir / "per_image.csv", table.to_csv(index=False, float_format="%.6f").encode())
     summary: dict = {name: summarize(table[name].to_numpy(), n_boot=n_boot) for name in rows}
     summary["units"] = {name: METRIC_UNITS.get(name, "") for name in rows}
     summary["per_image_units"] = "as units"  # per_image.csv in the units above (earlier files held fractions)
-    summary.update(split=split, model=cfg["model"], n_images=len(ids), img_size=img_size, prepared_size=size)
+    summary.update(
+        split=split,
+        model=loaded.cfg["model"],
+        n_images=len(loaded.ids),
+        img_size=loaded.img_size,
+        prepared_size=loaded.size,
+    )
     summary.update(extra or {})
     atomic_write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def _write_timing(loaded: _Loaded, seconds: float, out_dir: Path, *, batch_size: int) -> dict:
+    """Write timing.json (the model's own seconds, without loading and scoring); returns it."""
+    from core.fsutil import atomic_write_json
+
+    n = len(loaded.ids)
     timing = {
-        "images": len(ids),
+        "images": n,
         "model_seconds": round(seconds, 4),
-        "images_per_second": round(len(ids) / seconds, 2) if seconds else None,
-        "device": str(device),
+        "images_per_second": round(n / seconds, 2) if seconds else None,
+        "device": str(loaded.device),
         "batch_size": batch_size,
-        "bn_folded": path_info["fold_bn"],
-        "compiled": path_info["compile"],
+        "bn_folded": loaded.path_info["fold_bn"],
+        "compiled": loaded.path_info["compile"],
     }
     atomic_write_json(out_dir / "timing.json", timing)
-    shown = [m for m in rows if m in REPORT_SCALE]
+    return timing
+
+
+def _print_summary(loaded: _Loaded, split: str, names: list[str], summary: dict, timing: dict) -> None:
+    """One line on stdout: the model, the split, the mean of each reported metric and the throughput."""
+    from engine.metric_names import REPORT_SCALE
+
+    shown = [m for m in names if m in REPORT_SCALE]
     print(
-        f"{cfg['model']} on {split} ({len(ids)} images, model at {img_size} px, scored at {size} px): "
+        f"{loaded.cfg['model']} on {split} ({len(loaded.ids)} images, model at {loaded.img_size} px, scored at "
+        f"{loaded.size} px): "
         + ", ".join(f"{m} {summary[m]['mean']:.2f}" for m in shown)
         + f"; {timing['images_per_second']} images/s",
         flush=True,
     )
-    return summary
 
 
 def parse_evaluation_args(parser, argv, split_help: str = "the split to score"):

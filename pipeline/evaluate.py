@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint,
         args.out,
         args.split,
-        args.batch_size,
-        args.device,
-        args.bootstrap,
+        batch_size=args.batch_size,
+        device_name=args.device,
+        n_boot=args.bootstrap,
         save_predictions=not args.no_predictions,
         compile=args.compile,
     )
