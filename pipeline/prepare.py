@@ -144,6 +144,7 @@ def prepare(
     dataset: str,
     raw: str | Path,
     out: str | Path,
+    *,
     size: int = 224,
     seed: int = 42,
     split_by_patient: bool = False,
@@ -153,6 +154,29 @@ def prepare(
     """Prepare `dataset` from `raw` into `out`; returns the manifest. Raises DatasetError on bad input."""
     adapter = get_adapter(dataset)
     raw, out = Path(raw), Path(out)
+    _check_paths(raw, out, size)
+    items = _read_pairs(dataset, adapter, raw, size, progress=progress, workers=workers)
+    kept = [it for it in items if it.image is not None]
+    if not kept:
+        raise DatasetError(f"{raw}: no pair is left after applying the rule: {adapter.drop_rule}")
+    split, split_rule = _make_split(adapter, [it.pair for it in kept], seed, split_by_patient)
+    groups = {it.pair.id: it.pair.group for it in kept if it.pair.group is not None}
+    manifest = _manifest(
+        dataset, adapter, items, kept, raw, split=split, split_rule=split_rule, groups=groups, size=size, seed=seed
+    )
+    _write(out, kept, split, groups, manifest)
+    empty = manifest["empty_mask_ids"]
+    if empty:
+        warnings.warn(
+            f"{len(empty)} of {len(kept)} masks have no foreground (counted in the manifest): " + listing(empty),
+            DatasetWarning,
+            stacklevel=2,
+        )
+    return manifest
+
+
+def _check_paths(raw: Path, out: Path, size: int) -> None:
+    """Refuse a bad size, overlapping --raw and --out, an --out that is not ours to replace and a missing --raw."""
     if size < 1:
         raise DatasetError(f"--size must be positive, got {size}")
     raw_abs, out_abs = raw.resolve(), out.resolve()
@@ -161,6 +185,12 @@ def prepare(
     check_replaceable(out)
     if not raw.is_dir():
         raise DatasetError(f"--raw {raw}: no such directory")
+
+
+def _read_pairs(
+    dataset: str, adapter: Adapter, raw: Path, size: int, *, progress: bool, workers: int | None
+) -> list[_Item]:
+    """Load every pair on a few threads and run the integrity check: its fatal problems raise, the rest warn."""
     items: list[_Item] = []
     try:
         pairs = adapter.pairs(raw)
@@ -187,19 +217,26 @@ def prepare(
         hint = layout_hint(raw, dataset) if not items else ""
         raise DatasetError(f"{e}{hint}\nexpected layout for --dataset {dataset}:\n{adapter.layout}") from e
     for p in report.problems:
-        warnings.warn(f"{p.kind}: {p.text}", DatasetWarning, stacklevel=2)
+        warnings.warn(f"{p.kind}: {p.text}", DatasetWarning, stacklevel=3)  # attributed to prepare's caller
+    return items
 
-    kept = [it for it in items if it.image is not None]
-    if not kept:
-        raise DatasetError(f"{raw}: no pair is left after applying the rule: {adapter.drop_rule}")
-    split, split_rule = _make_split(adapter, [it.pair for it in kept], seed, split_by_patient)
+
+def _manifest(
+    dataset: str,
+    adapter: Adapter,
+    items: list[_Item],
+    kept: list[_Item],
+    raw: Path,
+    *,
+    split: dict,
+    split_rule: str,
+    groups: dict,
+    size: int,
+    seed: int,
+) -> dict:
+    """manifest.json: the rules applied, what they counted and the sources read."""
     empty = [it.pair.id for it in kept if not it.mask.any()]
-    groups = {it.pair.id: it.pair.group for it in kept if it.pair.group is not None}
-    sources = {}
-    for it in items:
-        sources[_rel(it.pair.image, raw)] = it.sha_image
-        sources[_rel(it.pair.mask, raw)] = it.sha_mask
-    manifest = {
+    return {
         "format": MANIFEST_FORMAT,
         "dataset": dataset,
         "size": size,
@@ -220,8 +257,22 @@ def prepare(
         "mask_rule_counts": dict(sorted(Counter(it.mask_rule for it in items).items())),
         "foreground_percent": round(100.0 * float(np.mean([it.mask.mean() for it in kept])), 4),
         "groups": "groups.json" if groups else None,
-        "sources_sha256": dict(sorted(sources.items())),
+        "sources_sha256": _sources(items, raw),
     }
+
+
+def _sources(items: list[_Item], raw: Path) -> dict[str, str]:
+    """The sha256 of every source file read, by its path under `raw`, sorted."""
+    sources = {}
+    for it in items:
+        sources[_rel(it.pair.image, raw)] = it.sha_image
+        sources[_rel(it.pair.mask, raw)] = it.sha_mask
+    return dict(sorted(sources.items()))
+
+
+def _write(out: Path, kept: list[_Item], split: dict, groups: dict, manifest: dict) -> None:
+    """Write the arrays and the JSON files to a temporary folder renamed to `out` at the end."""
+    size = manifest["size"]
     with atomic_dir(out) as tmp:
         n = len(kept)
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size, 3))
@@ -236,13 +287,6 @@ def prepare(
         if groups:
             _dump(groups, tmp / "groups.json")
         _dump(manifest, tmp / "manifest.json")
-    if empty:
-        warnings.warn(
-            f"{len(empty)} of {len(kept)} masks have no foreground (counted in the manifest): " + listing(empty),
-            DatasetWarning,
-            stacklevel=2,
-        )
-    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        m = prepare(a.dataset, a.raw, a.out, size, seed, by_patient, progress=True, workers=a.workers)
+        m = prepare(
+            a.dataset, a.raw, a.out, size=size, seed=seed, split_by_patient=by_patient, progress=True, workers=a.workers
+        )
     c = m["counts"]
     print(
         f"{a.dataset}: {c['kept']} pairs ({c['train']} train / {c['val']} val / {c['test']} test), "
