@@ -33,7 +33,7 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,9 +120,30 @@ def _infer(row: Row, x, device) -> None:
         row.infer(x)
 
 
-def build_row(
-    name: str, code: str, compiled: bool, size: int, batch: int, device, channels_last: bool, authors_dir
-) -> Row:
+@dataclass(frozen=True)
+class BenchSettings:
+    """How every row is measured: input side and batch, device, rounds, memory format, the authors' release."""
+
+    size: int
+    batch: int
+    device: Any  # a torch.device
+    steps: int  # timed rounds
+    warmup: int  # untimed steps per row first
+    channels_last: bool = False  # our models in NHWC
+    authors_dir: str | None = None  # the authors' DyGLNet release, measured beside ours
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every row of a group trains and infers on: the batch, the loss and the gradient scaler."""
+
+    x: Any
+    y: Any
+    criterion: Any
+    scaler: Any
+
+
+def build_row(name: str, code: str, compiled: bool, settings: BenchSettings) -> Row:
     """Build the model of one row: its training module, optimiser and inference module."""
     import copy
 
@@ -132,10 +153,11 @@ def build_row(
     from models import create_model
     from models.complexity import count_params
 
+    device = settings.device
     torch.manual_seed(0)
-    model = load_authors_model(authors_dir) if code == "authors" else create_model(name)
+    model = load_authors_model(settings.authors_dir) if code == "authors" else create_model(name)
     model = model.to(device)
-    memory_format = torch.channels_last if channels_last and code == "ours" else torch.contiguous_format
+    memory_format = torch.channels_last if settings.channels_last and code == "ours" else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     row = Row(name, code, compiled)
     row.params = list(model.parameters())
@@ -146,7 +168,9 @@ def build_row(
     row.net = torch.compile(model) if compiled else model
     eval_copy = copy.deepcopy(model).eval()
     if code == "ours":
-        row.infer, _ = fast_model(eval_copy, size, device, fold_bn=True, compile=compiled, batch=batch)
+        row.infer, _ = fast_model(
+            eval_copy, settings.size, device, fold_bn=True, compile=compiled, batch=settings.batch
+        )
         row.infer = row.infer.to(memory_format=memory_format)
     else:
         row.infer = eval_copy  # as released: eval mode, nothing folded
@@ -154,58 +178,63 @@ def build_row(
     return row
 
 
-def bench_group(
-    name: str,
-    size: int,
-    batch: int,
-    device,
-    steps: int,
-    warmup: int,
-    compile_modes: list[bool],
-    authors_dir: str | None,
-    channels_last: bool = False,
-) -> list[dict]:
+def bench_group(name: str, settings: BenchSettings, compile_modes: list[bool]) -> list[dict]:
     """Measure ``name`` (eager and/or compiled, and the authors' DyGLNet when given), rounds interleaved."""
     import torch
 
     from engine.recipe import BceDiceLoss
     from models import model_info
 
-    size = model_info(name).fixed_input_size or size
+    size = model_info(name).fixed_input_size or settings.size
+    settings = replace(settings, size=size)
+    device = settings.device
     criterion = BceDiceLoss()
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, size, size, device=device)
-    y = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
+    x = torch.randn(settings.batch, 3, size, size, device=device)
+    y = (torch.rand(settings.batch, 1, size, size, device=device) > 0.5).float()
+    inputs = _Inputs(x, y, criterion, scaler)
 
     specs = [("ours", c) for c in compile_modes]
-    if authors_dir and name == "dyglnet":
+    if settings.authors_dir and name == "dyglnet":
         specs.append(("authors", False))
-    rows = []
-    for code, compiled in specs:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        rss = _rss_mb()
-        t0 = time.perf_counter()
-        row = build_row(name, code, compiled, size, batch, device, channels_last, authors_dir)
-        xr = x.contiguous(memory_format=row.memory_format)
-        row.net.train()
-        for _ in range(max(1, warmup)):  # the first call compiles
-            _train_step(row, xr, y, criterion, scaler, device)
-            _infer(row, xr, device)
-        _sync(device)
-        row.result["warmup_seconds"] = round(time.perf_counter() - t0, 1)
-        if device.type == "cuda":
-            row.result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-        else:
-            row.result["peak_memory_mb"] = round(max(0.0, _rss_mb() - rss), 1)
-        row.x = xr
-        rows.append(row)
+    rows = [_warm_row(name, code, compiled, settings, inputs) for code, compiled in specs]
+    _time_rounds(rows, settings, inputs)
+    return [_result(name, row, settings) for row in rows]
 
-    for _ in range(steps):  # interleaved: every row once per round
+
+def _warm_row(name: str, code: str, compiled: bool, settings: BenchSettings, inputs: _Inputs) -> Row:
+    """Build one row and run its untimed warm-up steps (compilation included); record their time and memory."""
+    import torch
+
+    device = settings.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss = _rss_mb()
+    t0 = time.perf_counter()
+    row = build_row(name, code, compiled, settings)
+    xr = inputs.x.contiguous(memory_format=row.memory_format)
+    row.net.train()
+    for _ in range(max(1, settings.warmup)):  # the first call compiles
+        _train_step(row, xr, inputs.y, inputs.criterion, inputs.scaler, device)
+        _infer(row, xr, device)
+    _sync(device)
+    row.result["warmup_seconds"] = round(time.perf_counter() - t0, 1)
+    if device.type == "cuda":
+        row.result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    else:
+        row.result["peak_memory_mb"] = round(max(0.0, _rss_mb() - rss), 1)
+    row.x = xr
+    return row
+
+
+def _time_rounds(rows: list[Row], settings: BenchSettings, inputs: _Inputs) -> None:
+    """The timed rounds, interleaved: every row runs one training step and one inference batch per round."""
+    device = settings.device
+    for _ in range(settings.steps):
         for row in rows:
             t0 = time.perf_counter()
-            _train_step(row, row.x, y, criterion, scaler, device)
+            _train_step(row, row.x, inputs.y, inputs.criterion, inputs.scaler, device)
             _sync(device)
             row.train_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
@@ -213,28 +242,27 @@ def bench_group(
             _sync(device)
             row.infer_times.append(time.perf_counter() - t0)
 
-    results = []
-    for row in rows:
-        train_s, infer_s = statistics.median(row.train_times), statistics.median(row.infer_times)
-        results.append(
-            {
-                "model": name,
-                "code": row.code,
-                "compile": row.compile,
-                "channels_last": channels_last and row.code == "ours",
-                "size": size,
-                "batch": batch,
-                "device": str(device),
-                "params": row.result["params"],
-                "train_images_per_s": round(batch / train_s, 3),
-                "infer_images_per_s": round(batch / infer_s, 3),
-                "train_step_ms": [round(1000 * t, 1) for t in row.train_times],
-                "infer_batch_ms": [round(1000 * t, 1) for t in row.infer_times],
-                "warmup_seconds": row.result["warmup_seconds"],
-                "peak_memory_mb": row.result["peak_memory_mb"],
-            }
-        )
-    return results
+
+def _result(name: str, row: Row, settings: BenchSettings) -> dict:
+    """One row of bench.json: the row's setup, its median throughputs, every step's time, warm-up and memory."""
+    batch = settings.batch
+    train_s, infer_s = statistics.median(row.train_times), statistics.median(row.infer_times)
+    return {
+        "model": name,
+        "code": row.code,
+        "compile": row.compile,
+        "channels_last": settings.channels_last and row.code == "ours",
+        "size": settings.size,
+        "batch": batch,
+        "device": str(settings.device),
+        "params": row.result["params"],
+        "train_images_per_s": round(batch / train_s, 3),
+        "infer_images_per_s": round(batch / infer_s, 3),
+        "train_step_ms": [round(1000 * t, 1) for t in row.train_times],
+        "infer_batch_ms": [round(1000 * t, 1) for t in row.infer_times],
+        "warmup_seconds": row.result["warmup_seconds"],
+        "peak_memory_mb": row.result["peak_memory_mb"],
+    }
 
 
 def ratios(results: list[dict]) -> list[dict]:
@@ -289,6 +317,15 @@ def main(argv: list[str] | None = None) -> int:
             models.insert(0, "dyglnet")
     device = resolve_device(args.device)
     compile_modes = [False, True] if args.compile else [False]
+    settings = BenchSettings(
+        size=args.size,
+        batch=args.batch,
+        device=device,
+        steps=args.steps,
+        warmup=args.warmup,
+        channels_last=args.channels_last,
+        authors_dir=args.authors_code,
+    )
 
     header = (
         f"{'model':<24} {'code':<8} {'compile':<8} {'size':>5} {'batch':>5} {'params':>11} "
@@ -297,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     results = []
     for name in models:
-        for r in bench_group(
-            name, args.size, args.batch, device, args.steps, args.warmup, compile_modes, args.authors_code,
-            args.channels_last,
-        ):  # fmt: skip
+        for r in bench_group(name, settings, compile_modes):
             results.append(r)
             print(
                 f"{name:<24} {r['code']:<8} {'yes' if r['compile'] else 'no':<8} {r['size']:>5} {r['batch']:>5} "
