@@ -172,6 +172,46 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
     }
 
 
+def _time_repro(a: Path, dvc: str, env: dict[str, str], threads: int | None) -> dict[str, Any]:
+    """Run ``dvc repro`` in copy ``a`` and time it; returns its seconds, exit status, dvc status and load."""
+    repro_env = dict(env)
+    if threads:
+        repro_env["OMP_NUM_THREADS"] = str(threads)
+    print(f"[1/2] dvc repro in {a} ...", flush=True)
+    load0 = os.getloadavg()[0]
+    t_repro, rc = timed([dvc, "repro"], a, repro_env, a / "bench_repro.log")
+    load = (load0 + os.getloadavg()[0]) / 2
+    measured = {"repro_seconds": t_repro, "repro_rc": rc, "repro_status": dvc_status(a, dvc, env), "repro_load": load}
+    print(f"      {t_repro:.1f} s, exit {rc}; load average around {load:.1f}", flush=True)
+    return measured
+
+
+def _print_summary(result: dict[str, Any], a: Path, b: Path, *, jobs: int, skip_repro: bool) -> None:
+    """Both wall times and their ratio, dvc status in each copy, how far the results are apart, the logs."""
+    t_grid, rc = result["grid_seconds"], result["grid_rc"]
+    if not skip_repro:
+        ratio = result["ratio"]
+        print(f"dvc repro:               {result['repro_seconds']:8.1f} s   (exit {result['repro_rc']})")
+        print(f"pipeline.grid --jobs {jobs}: {t_grid:8.1f} s   (exit {rc})")
+        print(f"ratio grid / repro:      {ratio:8.2f}   (target <= 0.75: {'met' if ratio <= 0.75 else 'NOT met'})")
+        print(f"dvc status after repro:  {'clean' if not result['repro_status'] else result['repro_status']}")
+    print(f"dvc status after grid:   {'clean' if not result['grid_status'] else result['grid_status']}")
+    if not skip_repro:
+        print(
+            f"checkpoints: {result['checkpoints_identical']} identical, "
+            f"{len(result['checkpoints_different'])} different"
+            + (
+                f" (largest weight difference among those {result['max_weight_difference_of_different']:.3g})"
+                if result["max_weight_difference_of_different"] is not None
+                else ""
+            )
+            + "; metrics: "
+            f"{result['metric_values_compared']} values, largest difference {result['max_metric_difference']:.3g}"
+            + (f" ({result['max_difference_at']})" if result["max_metric_difference"] else "")
+        )
+    print(f"logs: {a / 'bench_repro.log'}, {b / 'bench_grid.log'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench_grid", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="the grid's jobs at once (default 2)")
@@ -201,15 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"jobs": args.jobs, "cores": os.cpu_count(), "overrides": args.set}
 
     if not args.skip_repro:
-        repro_env = dict(env)
-        if args.repro_threads:
-            repro_env["OMP_NUM_THREADS"] = str(args.repro_threads)
-        print(f"[1/2] dvc repro in {a} ...", flush=True)
-        load0 = os.getloadavg()[0]
-        t_repro, rc = timed([dvc, "repro"], a, repro_env, a / "bench_repro.log")
-        load = (load0 + os.getloadavg()[0]) / 2
-        result.update(repro_seconds=t_repro, repro_rc=rc, repro_status=dvc_status(a, dvc, env), repro_load=load)
-        print(f"      {t_repro:.1f} s, exit {rc}; load average around {load:.1f}", flush=True)
+        result.update(_time_repro(a, dvc, env, args.repro_threads))
 
     grid_cmd = [sys.executable, "-m", "pipeline.grid", "--jobs", str(args.jobs), "--progress-s", "60"]
     grid_cmd += args.grid_args.split()
@@ -224,27 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     if not args.skip_repro:
-        ratio = t_grid / result["repro_seconds"]
-        result.update(ratio=ratio, **compare(a, b))
-        print(f"dvc repro:               {result['repro_seconds']:8.1f} s   (exit {result['repro_rc']})")
-        print(f"pipeline.grid --jobs {args.jobs}: {t_grid:8.1f} s   (exit {rc})")
-        print(f"ratio grid / repro:      {ratio:8.2f}   (target <= 0.75: {'met' if ratio <= 0.75 else 'NOT met'})")
-        print(f"dvc status after repro:  {'clean' if not result['repro_status'] else result['repro_status']}")
-    print(f"dvc status after grid:   {'clean' if not result['grid_status'] else result['grid_status']}")
-    if not args.skip_repro:
-        print(
-            f"checkpoints: {result['checkpoints_identical']} identical, "
-            f"{len(result['checkpoints_different'])} different"
-            + (
-                f" (largest weight difference among those {result['max_weight_difference_of_different']:.3g})"
-                if result["max_weight_difference_of_different"] is not None
-                else ""
-            )
-            + "; metrics: "
-            f"{result['metric_values_compared']} values, largest difference {result['max_metric_difference']:.3g}"
-            + (f" ({result['max_difference_at']})" if result["max_metric_difference"] else "")
-        )
-    print(f"logs: {a / 'bench_repro.log'}, {b / 'bench_grid.log'}")
+        result.update(ratio=t_grid / result["repro_seconds"], **compare(a, b))
+    _print_summary(result, a, b, jobs=args.jobs, skip_repro=args.skip_repro)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     if args.clean:
