@@ -24,7 +24,7 @@ transfer, what the table measures) and named in a note. The summary sentence cou
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -132,12 +132,65 @@ def _counted(outcomes: list[tuple[str, str]], ref: str) -> str:
     return f"On this run the claim that {ref} generalises better is {'; '.join(parts)}."
 
 
+@dataclass
+class PairResult:
+    """One pair, computed: its table, verdicts, paired tests and notes, ready to render."""
+
+    source: str
+    target: str
+    table: Table
+    n_source: int  # the reference's test images on the source
+    n_target: int  # and on the target
+    outcome: str  # one of claims.OUTCOMES, for the summary sentence
+    on_target: str  # the verdict's sentence on the Dice on target
+    on_drop: str  # and on the drop
+    tests: list[list[str]]  # the rows of the paired tests (significance.HEADERS)
+    notes: list[str]
+
+    @property
+    def name(self) -> str:
+        return pair_name(self.source, self.target)
+
+
+def pair_result(inp: Inputs, source: str, target: str, models: list[str]) -> PairResult:
+    """The table of one pair, its verdicts on the Dice on target and on the drop, the paired tests and the notes."""
+    view = target_view(inp, source, target)
+    key = view.datasets[0]
+    table = pair_table(inp, source, target, models)
+    unconverged = {m for m in models if summary.run_flags(inp, source, m)["U"]}
+    n_target = len(summary.per_image(view, key, inp.reference, "dice").dropna())
+    n_source = len(summary.per_image(inp, source, inp.reference, "dice").dropna())
+    outcome, on_target = claims.judge(table, 1, inp.reference, n_target, unconverged)
+    on_drop = claims.verdict(table, 2, inp.reference, min(n_source, n_target), unconverged)
+    order = [m for m in models if m != inp.reference]
+    dice = {m: summary.per_image(view, key, m, "dice") for m in [inp.reference, *order]}
+    tests = significance.result_rows(inp, dice, order)
+    notes = summary.flag_notes(inp, models, [source])
+    if any(r.flags for r in table.rows):
+        notes.insert(0, flags.describe_rules())
+    lost = target_degenerate(inp, source, target, models)
+    if lost:
+        notes.append(
+            f"Predicting less than {flags.DEGENERATE_RATIO:g} x the target's foreground on the target (ranked): "
+            + ", ".join(lost)
+            + "."
+        )
+    return PairResult(source, target, table, n_source, n_target, outcome, on_target, on_drop, tests, notes)
+
+
 def build(inp: Inputs) -> tuple[str, str]:
     """(transfer.md, transfer.tex)."""
-    ref = inp.names[inp.reference]
     models = inp.ordered(inp.models)
-    prov = inp.provenance
-    md = [
+    if not inp.transfer_pairs:
+        return _no_pairs(inp, models)
+    results = [pair_result(inp, source, target, models) for source, target in inp.transfer_pairs]
+    return render_markdown(inp, models, results), render_latex(inp, models, results)
+
+
+def _intro(inp: Inputs) -> list[str]:
+    """The title and the paragraph on what the paper tests and what is tested here."""
+    ref = inp.names[inp.reference]
+    return [
         "# Generalisation across datasets, tested on this run",
         "",
         f'The paper claims {ref}\'s "generalization ability" but tests each model on the test split of the dataset '
@@ -145,14 +198,29 @@ def build(inp: Inputs) -> tuple[str, str]:
         "the target dataset's test split (stage `transfer`). These tables are not tables of the paper.",
         "",
     ]
-    tex = [latex.header_comment("Generalisation across datasets (not a table of the paper)", provenance.lines(prov))]
-    if not inp.transfer_pairs:
-        md += ["No transfer pairs in this run (`transfer.pairs` in params.yaml is empty).", ""]
-        md += [summary.setting_text(inp, models), ""]
-        md.append(provenance.markdown_block(prov))
-        tex.append("% No transfer pairs in this run (transfer.pairs in params.yaml is empty).")
-        return "\n".join(md), "\n".join(tex) + "\n"
-    md += [
+
+
+def _tex_header(inp: Inputs) -> str:
+    """transfer.tex's opening comment: what the file is and the run's provenance."""
+    return latex.header_comment(
+        "Generalisation across datasets (not a table of the paper)", provenance.lines(inp.provenance)
+    )
+
+
+def _no_pairs(inp: Inputs, models: list[str]) -> tuple[str, str]:
+    """Both files when ``transfer.pairs`` is empty: the introduction and a line that says so."""
+    md = _intro(inp)
+    md += ["No transfer pairs in this run (`transfer.pairs` in params.yaml is empty).", ""]
+    md += [summary.setting_text(inp, models), ""]
+    md.append(provenance.markdown_block(inp.provenance))
+    tex = [_tex_header(inp), "% No transfer pairs in this run (transfer.pairs in params.yaml is empty)."]
+    return "\n".join(md), "\n".join(tex) + "\n"
+
+
+def _legend(inp: Inputs, models: list[str]) -> list[str]:
+    """What the columns, the paired tests and the verdicts mean, and the setting of the runs."""
+    ref = inp.names[inp.reference]
+    return [
         f"- In-domain: Dice (%) on the source's own test split (as in comparison.md). On target: Dice (%) on the "
         f"target's test split. Drop: in-domain minus on target, in Dice points (lower is better). "
         f"{uncertainty_text(inp)[0].upper()}{uncertainty_text(inp)[1:]}"
@@ -175,72 +243,77 @@ def build(inp: Inputs) -> tuple[str, str]:
         summary.setting_text(inp, models),
         "",
     ]
-    summary_at = len(md)
-    outcomes: list[tuple[str, str]] = []
-    for source, target in inp.transfer_pairs:
-        name = pair_name(source, target)
-        view = target_view(inp, source, target)
-        key = view.datasets[0]
-        table = pair_table(inp, source, target, models)
-        unconverged = {m for m in models if summary.run_flags(inp, source, m)["U"]}
-        n_target = len(summary.per_image(view, key, inp.reference, "dice").dropna())
-        n_source = len(summary.per_image(inp, source, inp.reference, "dice").dropna())
-        outcome, on_target = claims.judge(table, 1, inp.reference, n_target, unconverged)
-        on_drop = claims.verdict(table, 2, inp.reference, min(n_source, n_target), unconverged)
-        outcomes.append((outcome, name))
-        order = [m for m in models if m != inp.reference]
-        dice = {m: summary.per_image(view, key, m, "dice") for m in [inp.reference, *order]}
-        tests = significance.result_rows(inp, dice, order)
-        notes = summary.flag_notes(inp, models, [source])
-        if any(r.flags for r in table.rows):
-            notes.insert(0, flags.describe_rules())
-        lost = target_degenerate(inp, source, target, models)
-        if lost:
-            notes.append(
-                f"Predicting less than {flags.DEGENERATE_RATIO:g} x the target's foreground on the target (ranked): "
-                + ", ".join(lost)
-                + "."
-            )
-        md += [
-            f"## {name}",
-            "",
-            f"{n_source} test images of {dataset_label(source)}, {n_target} of {dataset_label(target)}.",
-            "",
-            to_markdown(table),
-            "",
-            f"Verdicts: {on_target}; {on_drop}.",
-            "",
-            f"### Paired tests on {dataset_label(target)}: {ref} against each model",
-            "",
-            markdown_table(significance.HEADERS, tests, significance.ALIGN),
-            "",
-            *([*notes, ""] if notes else []),
-        ]
-        table.caption = latex.escape(
-            f"{name}: each model trained on {dataset_label(source)} and tested, without retraining, on "
-            f"{dataset_label(target)}'s test split ({n_target} images): in-domain Dice, Dice on the target and the "
-            f"drop (points, lower is better), "
-        ) + (
-            rf"{uncertainty_text(inp, True)}. {marking_text(True)} "
-            + latex.escape(f"Verdicts: {on_target}; {on_drop}. " + summary.setting_text(inp, models, [source]))
+
+
+def _pair_markdown(inp: Inputs, result: PairResult) -> list[str]:
+    """One pair's section: its table, verdicts, paired tests and notes."""
+    ref = inp.names[inp.reference]
+    source, target = dataset_label(result.source), dataset_label(result.target)
+    return [
+        f"## {result.name}",
+        "",
+        f"{result.n_source} test images of {source}, {result.n_target} of {target}.",
+        "",
+        to_markdown(result.table),
+        "",
+        f"Verdicts: {result.on_target}; {result.on_drop}.",
+        "",
+        f"### Paired tests on {target}: {ref} against each model",
+        "",
+        markdown_table(significance.HEADERS, result.tests, significance.ALIGN),
+        "",
+        *([*result.notes, ""] if result.notes else []),
+    ]
+
+
+def render_markdown(inp: Inputs, models: list[str], results: list[PairResult]) -> str:
+    """transfer.md: introduction, legend, the sentence that counts the verdicts, one section per pair."""
+    md = _intro(inp) + _legend(inp, models)
+    md += [_counted([(r.outcome, r.name) for r in results], inp.names[inp.reference]), ""]
+    for result in results:
+        md += _pair_markdown(inp, result)
+    md.append(provenance.markdown_block(inp.provenance))
+    return "\n".join(md)
+
+
+def _pair_latex(inp: Inputs, models: list[str], result: PairResult) -> list[str]:
+    """One pair's two floats: its table and its paired tests."""
+    ref = inp.names[inp.reference]
+    name, source, target = result.name, result.source, result.target
+    caption = latex.escape(
+        f"{name}: each model trained on {dataset_label(source)} and tested, without retraining, on "
+        f"{dataset_label(target)}'s test split ({result.n_target} images): in-domain Dice, Dice on the target and "
+        f"the drop (points, lower is better), "
+    ) + (
+        rf"{uncertainty_text(inp, True)}. {marking_text(True)} "
+        + latex.escape(
+            f"Verdicts: {result.on_target}; {result.on_drop}. " + summary.setting_text(inp, models, [source])
         )
-        table.label = f"tab:transfer-{source}-{target}".replace("_", "")
-        table.tex_notes = [flags.SHORT_RULES] if any(r.flags for r in table.rows) else []
-        tex.append(latex.table_float(table, wide=False))
-        tex.append(
-            latex.text_float(
-                significance.HEADERS,
-                tests,
-                significance.ALIGN,
-                latex.escape(
-                    f"{name}: {ref} against each model on {dataset_label(target)}'s test images, paired two-sided "
-                    "Wilcoxon signed-rank tests over per-image Dice, Holm-corrected over the models; diff = "
-                    f"{ref} − model in Dice points, untied = pairs with a non-zero difference, r = matched-pairs "
-                    "rank-biserial correlation."
-                ),
-                f"tab:transfer-tests-{source}-{target}".replace("_", ""),
-            )
-        )
-    md[summary_at:summary_at] = [_counted(outcomes, ref), ""]
-    md.append(provenance.markdown_block(prov))
-    return "\n".join(md), "\n\n".join(tex) + "\n"
+    )
+    table = replace(
+        result.table,
+        caption=caption,
+        label=f"tab:transfer-{source}-{target}".replace("_", ""),
+        tex_notes=[flags.SHORT_RULES] if any(r.flags for r in result.table.rows) else [],
+    )
+    tests = latex.text_float(
+        significance.HEADERS,
+        result.tests,
+        significance.ALIGN,
+        latex.escape(
+            f"{name}: {ref} against each model on {dataset_label(target)}'s test images, paired two-sided "
+            "Wilcoxon signed-rank tests over per-image Dice, Holm-corrected over the models; diff = "
+            f"{ref} − model in Dice points, untied = pairs with a non-zero difference, r = matched-pairs "
+            "rank-biserial correlation."
+        ),
+        f"tab:transfer-tests-{source}-{target}".replace("_", ""),
+    )
+    return [latex.table_float(table, wide=False), tests]
+
+
+def render_latex(inp: Inputs, models: list[str], results: list[PairResult]) -> str:
+    """transfer.tex: the header comment, then each pair's table and paired tests."""
+    tex = [_tex_header(inp)]
+    for result in results:
+        tex += _pair_latex(inp, models, result)
+    return "\n\n".join(tex) + "\n"
