@@ -94,6 +94,7 @@ def _shape(
     size: int,
     radius: float,
     centre: tuple[float, float],
+    *,
     irregular: float = 0.3,
     stretch: tuple[float, float] = (0.6, 1.0),
     rough: float = 0.05,
