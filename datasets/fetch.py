@@ -275,7 +275,7 @@ def fetch(
         paths = [Path(a) for a in from_archives]
         given = parse_sha256(sha256, name, [p.name for p in paths])
         planned = plan(src, load_record(record_file), {}, None, record_file.name)
-        return _fetch_local(src, paths, planned, given, to, record_file, progress, say)
+        return _fetch_local(src, paths, planned, given, to, record_file=record_file, progress=progress, say=say)
     planned = plan(
         src, load_record(record_file), parse_sha256(sha256, name, [a.name for a in src.archives]), url, record_file.name
     )
@@ -339,10 +339,13 @@ def _fetch_local(
     planned: list[Planned],
     given: dict[str, str],
     to: Path,
+    *,
     record_file: Path,
     progress: bool,
     say: Callable[[str], None],
 ) -> str:
+    """Verify the archives given with --from (against --sha256, the plan or the record; unknown ones are recorded)
+    and unpack them; returns "fetched" or "up to date"."""
     by_name = {p.archive.name: p for p in planned}
     recorded = load_record(record_file).get(src.name, {})
     got: list[tuple[Path, str, str | None]] = []
