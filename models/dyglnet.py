@@ -82,7 +82,7 @@ class DyGLNetConfig:
 class ConvBNGELU(nn.Sequential):
     """Bias-free convolution, BatchNorm, GELU: the release's basic unit (its GELU is always on)."""
 
-    def __init__(self, cin, cout, kernel=1, stride=1, dilation=1, groups=1, bn_init: float = 1.0):
+    def __init__(self, cin, cout, kernel=1, *, stride=1, dilation=1, groups=1, bn_init: float = 1.0):
         super().__init__()
         self.conv = nn.Conv2d(
             cin,
@@ -232,7 +232,7 @@ class InvertedDownsample(nn.Sequential):
 class EncoderStage(nn.Module):
     """Optional downsampling followed by ``depth`` hybrid blocks."""
 
-    def __init__(self, cin, cout, depth, attn_channels, qk_dim, with_mixer, cfg: DyGLNetConfig):
+    def __init__(self, cin, cout, depth, *, attn_channels, qk_dim, with_mixer, cfg: DyGLNetConfig):
         super().__init__()
         self.downsample = InvertedDownsample(cin, cout, cfg.se_ratio) if cin != cout else None
         self.blocks = nn.Sequential(*(HybridBlock(cout, attn_channels, qk_dim, with_mixer, cfg) for _ in range(depth)))
@@ -369,10 +369,10 @@ class DyGLNet(nn.Module):
                 w[i - 1] if i else w[0],
                 w[i],
                 cfg.depths[i],
-                cfg.attn_channels[i],
-                cfg.qk_dim[i],
-                cfg.mixer_stages[i],
-                cfg,
+                attn_channels=cfg.attn_channels[i],
+                qk_dim=cfg.qk_dim[i],
+                with_mixer=cfg.mixer_stages[i],
+                cfg=cfg,
             )
             for i in range(3)
         )
