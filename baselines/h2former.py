@@ -158,6 +158,7 @@ class H2Former(nn.Module):
         image_size: int = 224,
         in_chans: int = 3,
         num_classes: int = 1,
+        *,
         embed_dim: int = 64,
         depths: tuple[int, ...] = (2, 2, 2, 2),
         num_heads: tuple[int, ...] = (2, 4, 8, 16),

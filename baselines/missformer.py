@@ -86,6 +86,7 @@ def attend(
     q: nn.Linear,
     kv: nn.Linear,
     proj: nn.Linear,
+    *,
     heads: int,
     scale: float,
 ) -> torch.Tensor:
@@ -119,7 +120,7 @@ class SpatialReductionAttention(nn.Module):
         context = x
         if self.reduction > 1:
             context = self.reduce_norm(self.reduce(tokens_to_map(x, h, w)).flatten(2).transpose(1, 2))
-        return attend(x, context, self.q, self.kv, self.proj, self.num_heads, self.scale)
+        return attend(x, context, self.q, self.kv, self.proj, heads=self.num_heads, scale=self.scale)
 
 
 class MixTransformerBlock(nn.Module):
@@ -231,7 +232,7 @@ class MultiLevelReducedAttention(nn.Module):
             grid = tokens.reshape(b, size, size, dim).permute(0, 3, 1, 2)
             reduced.append(reducer(grid).reshape(b, c, -1).transpose(1, 2))
         context = self.norm(torch.cat(reduced, dim=1))
-        return attend(x, context, self.q, self.kv, self.proj, 1, self.scale)
+        return attend(x, context, self.q, self.kv, self.proj, heads=1, scale=self.scale)
 
 
 class ContextBridgeLayer(nn.Module):
