@@ -43,7 +43,14 @@ def refuse_unequal(params, inputs) -> None:
 
 
 def write_reports(
-    params, results: Path, runs: Path, prepared: Path, out: Path, root: Path | None = None, metrics: Path | None = None
+    params,
+    results: Path,
+    runs: Path,
+    prepared: Path,
+    out: Path,
+    *,
+    root: Path | None = None,
+    metrics: Path | None = None,
 ) -> list[Path]:
     """Load every input, build every report, then write them; returns the paths written."""
     from reports.assemble import build_reports, metrics_json
