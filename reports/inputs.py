@@ -202,7 +202,7 @@ def load_truth(prepared: Path, dataset: str) -> tuple[pd.Series, int, list[str]]
     return pd.Series(fg, index=pd.Index(test, name="id"), name="true_fg"), int(masks.shape[-1]), test
 
 
-def load_samples(prepared: Path, results: Path, dataset: str, models: list[str], seed: int, count: int, runs):
+def load_samples(prepared: Path, results: Path, dataset: str, models: list[str], *, seed: int, count: int, runs):
     """Evenly spaced test images with ground truth, each model's saved prediction and its per-image Dice."""
     folder = prepared / dataset
     ids = json.loads((folder / "ids.json").read_text())
@@ -295,7 +295,9 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
     main = sorted(
         [m for m in models if families[m] != "Ablation"], key=lambda m: (family_rank(families[m]), models.index(m))
     )
-    samples = load_samples(prepared, results, qual_dataset, main, seeds[0], params.report.qualitative_images, loaded)
+    samples = load_samples(
+        prepared, results, qual_dataset, main, seed=seeds[0], count=params.report.qualitative_images, runs=loaded
+    )
     pairs = [(source, target) for source, target in params.transfer.pairs]
     runs_of = [(m, s) for m in models for s in seeds]
     transfer_runs = {
