@@ -100,7 +100,7 @@ def _boxes_overlap(a, b, pad: float = 1.0) -> bool:
     return a[0] < b[2] + pad and b[0] < a[2] + pad and a[1] < b[3] + pad and b[1] < a[3] + pad
 
 
-def place_labels(ax, xs, ys, radii_px, texts: list[str], bold: list[bool], fontsize: float = 7) -> list:
+def place_labels(ax, xs, ys, radii_px, texts: list[str], *, bold: list[bool], fontsize: float = 7) -> list:
     """Annotate each point with its text where the label's box overlaps no other label, no bubble and stays
     inside the axes: candidate positions on rings around the bubble, tried in a fixed order (deterministic)."""
     fig = ax.figure
@@ -285,7 +285,7 @@ def bubble_chart(
     fig.canvas.draw()
     radii = np.sqrt(sizes) / 2 * fig.dpi / 72
     texts = [bubble_label(r) for _, r in rows.iterrows()]
-    place_labels(ax, x, y, radii, texts, list(ours))
+    place_labels(ax, x, y, radii, texts, bold=list(ours))
     return fig
 
 
