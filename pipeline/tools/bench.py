@@ -281,6 +281,21 @@ def ratios(results: list[dict]) -> list[dict]:
     ]
 
 
+TABLE_HEADER = (
+    f"{'model':<24} {'code':<8} {'compile':<8} {'size':>5} {'batch':>5} {'params':>11} "
+    f"{'train img/s':>12} {'infer img/s':>12} {'warm-up s':>10} {'peak MB':>9}"
+)
+
+
+def _table_line(r: dict) -> str:
+    """One result as a line of the printed table (under ``TABLE_HEADER``)."""
+    return (
+        f"{r['model']:<24} {r['code']:<8} {'yes' if r['compile'] else 'no':<8} {r['size']:>5} {r['batch']:>5} "
+        f"{r['params']:>11,} {r['train_images_per_s']:>12.2f} {r['infer_images_per_s']:>12.2f} "
+        f"{r['warmup_seconds']:>10.1f} {r['peak_memory_mb']:>9.1f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.tools.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,21 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         authors_dir=args.authors_code,
     )
 
-    header = (
-        f"{'model':<24} {'code':<8} {'compile':<8} {'size':>5} {'batch':>5} {'params':>11} "
-        f"{'train img/s':>12} {'infer img/s':>12} {'warm-up s':>10} {'peak MB':>9}"
-    )
-    print(header)
+    print(TABLE_HEADER)
     results = []
     for name in models:
         for r in bench_group(name, settings, compile_modes):
             results.append(r)
-            print(
-                f"{name:<24} {r['code']:<8} {'yes' if r['compile'] else 'no':<8} {r['size']:>5} {r['batch']:>5} "
-                f"{r['params']:>11,} {r['train_images_per_s']:>12.2f} {r['infer_images_per_s']:>12.2f} "
-                f"{r['warmup_seconds']:>10.1f} {r['peak_memory_mb']:>9.1f}",
-                flush=True,
-            )
+            print(_table_line(r), flush=True)
     compared = ratios(results)
     for c in compared:
         print(
