@@ -52,8 +52,8 @@ def _materialise(work: Path) -> None:
         "data/raw/shifted/images/a.png",
         "data/prepared/synthetic/split.json",
         "data/prepared/shifted/split.json",
-        "output/comparison.md",
-        "metrics.json",
+        "output/quick/comparison.md",  # the report's outputs are named by the profile
+        "metrics/quick.json",
     ]:
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text("{}")

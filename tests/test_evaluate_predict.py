@@ -22,7 +22,7 @@ from core.cli import run
 from datasets.base import IMAGE_EXTS
 from datasets.torch_data import SegmentationArrays, build_transforms
 from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.metric_names import PAPER_METRICS, REPORT_SCALE
+from engine.metric_names import PAPER_METRICS
 from engine.metrics import image_metrics
 from models import create_model
 from pipeline.evaluate import evaluate
@@ -53,10 +53,11 @@ def test_evaluate_writes_per_image_metrics_and_predictions(tiny_prepared, checkp
     assert table["id"].tolist() == test_ids
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(summary))
-    for key in keys:
-        scale = 100.0 if key in PAPER_METRICS else REPORT_SCALE.get(key, 1.0)
-        assert metrics[key]["mean"] == pytest.approx(scale * table[key].mean()), key
+    for key in keys:  # per_image.csv and metrics.json in one unit per metric: every proportion in percent
+        assert metrics[key]["mean"] == pytest.approx(table[key].mean()), key
         assert key in metrics["units"]
+        if key in PAPER_METRICS:
+            assert metrics["units"][key] == "%" and table[key].between(0, 100).all(), key
     assert metrics["hd95"]["mean"] == pytest.approx(table["hd95"].mean())  # pixels
     assert metrics["dice"]["ci95_low"] <= metrics["dice"]["mean"] <= metrics["dice"]["ci95_high"]
     assert (metrics["img_size"], metrics["prepared_size"]) == (32, 32)
