@@ -28,6 +28,11 @@ One seed: a verdict may still read "supported" or "not supported" (on the image-
 adds "one seed: seed variation not measured" (:data:`ONE_SEED`): the interval holds the test images' variation,
 not that of training again with another seed.
 
+**Ranks first** (:func:`reports.ranking_report.ranks_first`), per dataset, from the ranking analysis of the main
+models (ranking.md): "supported" only if the reference's 95% bootstrap rank interval is [1, 1]
+and its run is not flagged (D, U or B); "not supported" if an unflagged other model's interval is [1, 1];
+otherwise "inconclusive" with the interval; fewer than ``MIN_IMAGES`` test images: "inconclusive (n < 20: ...)".
+
 Degenerate runs are not ranked; a run whose convergence could not be judged counts as not flagged.
 """
 
@@ -37,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from engine.metric_names import SURFACE_TOLERANCE_PX
-from reports import flags, provenance, summary
+from reports import flags, provenance, ranking_report, summary
 from reports.comparison import uncertainty_text
 from reports.inputs import Inputs
 from reports.table import DAGGER_NOTE, Cell, Column, Table, fmt, mark_best, to_markdown
@@ -170,7 +175,8 @@ def intro_lines(inp: Inputs, models: list[str]) -> list[str]:
         "# The abstract's claims, tested on this run",
         "",
         f'The abstract claims that {ref} excels "in boundary accuracy and small-object segmentation". '
-        "These tables test both claims on every model of this run; they are not tables of the paper.",
+        "These tables test both claims on every model of this run; they are not tables of the paper. A third "
+        f"verdict per dataset tests whether {ref} ranks first among the main models (ranking.md).",
         "",
         "- Lesion-size bins: per dataset, tertiles of the ground truth's foreground fraction over the test "
         "images with a non-empty mask (fixed by the ground truth, the same for every model); small <= first "
@@ -179,6 +185,11 @@ def intro_lines(inp: Inputs, models: list[str]) -> list[str]:
         f"{SURFACE_TOLERANCE_PX:g} px at the evaluation resolution; {uncertainty_text(inp)}.",
         f"- Verdict: {rule_text(ref)} Best per column in **bold**, second in *italics*; degenerate runs (D) "
         f"and runs trained with another recipe (B) are not ranked. {DAGGER_NOTE}",
+        f"- Ranks first: from the bootstrap of the main models' ranking (ranking.md: {ranking_report.N_BOOT} "
+        f'resamples of the test images, mean then rank): "supported" only if {ref}\'s 95% rank interval is [1, 1] '
+        'and its run on that dataset is not flagged (D, U or B); "not supported" if an unflagged other model\'s '
+        'interval is [1, 1]; otherwise "inconclusive", with the interval. The small-sample rule and the one-seed '
+        "note apply as above.",
         f"- {flags.SMALL_SAMPLE_RULE}",
         "",
         summary.setting_text(inp, models),
@@ -202,8 +213,8 @@ def size_table(inp: Inputs, d: str, models: list[str]) -> tuple[Table, tuple[flo
     return _table(inp, d, models, columns, size_cell), edges, empty, small_n
 
 
-def dataset_lines(inp: Inputs, d: str, models: list[str]) -> list[str]:
-    """The section of one dataset: both tables with their verdicts, the notes."""
+def dataset_lines(inp: Inputs, d: str, models: list[str], ranking: ranking_report.Ranking | None) -> list[str]:
+    """The section of one dataset: both tables with their verdicts, the ranks-first verdict, the notes."""
     n_seeds = len(inp.seeds)
     size, (q1, q2), empty, small_n = size_table(inp, d, models)
     lines = [
@@ -243,17 +254,21 @@ def dataset_lines(inp: Inputs, d: str, models: list[str]) -> list[str]:
         if have_nsd or j == 1
     ]
     lines += [f"Verdict (boundary claim): {'; '.join(judged)}.", ""]
+    if ranking is not None:
+        first = ranking_report.ranks_first(inp, ranking, d)[1].removeprefix("ranks first: ")
+        lines += [f"Verdict ({inp.names[inp.reference]} ranks first): {first}.", ""]
     notes = summary.flag_notes(inp, models, [d])
     if any(r.flags for r in size.rows + boundary.rows):
         notes.insert(0, flags.describe_rules())
     return lines + ([*notes, ""] if notes else [])
 
 
-def build(inp: Inputs) -> str:
-    """``claims.md``."""
+def build(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> str:
+    """``claims.md`` (``ranking``: :func:`reports.ranking_report.rank_models` of ``inp``, computed when not given)."""
+    ranking = ranking_report.rank_models(inp) if ranking is None else ranking
     models = inp.ordered(inp.models)
     lines = intro_lines(inp, models)
     for d in inp.datasets:
-        lines += dataset_lines(inp, d, models)
+        lines += dataset_lines(inp, d, models, ranking)
     lines.append(provenance.markdown_block(inp.provenance))
     return "\n".join(lines)

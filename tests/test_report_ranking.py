@@ -1,8 +1,10 @@
-"""Issue 31 in the report: seeds as a level of the statistics."""
+"""Issue 31 in the report: seeds as a level of the statistics, the ranking of the main models (ranking.md/.tex,
+figures, the "ranks first" verdict of claims.md)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from fakeruns import make_tree
 from test_report import inputs_of
 
 from engine.stats import summarize, two_level_bootstrap
-from reports import claims, comparison, summary
+from reports import build, captions, claims, comparison, figures, ranking_figures, ranking_report, summary
 from reports.table import Cell, Column, Row, Table, mark_best, to_markdown
 
 SEEDS = r"\d+\.\d\d\**†?\** ± \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\)"  # value ± std between seeds (two-level interval)
@@ -73,3 +75,104 @@ def test_best_and_the_dagger_follow_the_two_level_interval_not_the_std():
     assert "**90.00** ± 5.00 (89.00–91.00)" in to_markdown(apart)
     close = table(Cell(89.5, 88.0, 90.5, "seeds", spread=0.1))  # small std, overlapping intervals
     assert close.cells[0][0].not_separable
+
+
+# --- the ranking in the report ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clear(tmp_path_factory) -> Path:
+    """24 test images, DyGLNet clearly best, no flagged run but AttentionUnet (D)."""
+    root = tmp_path_factory.mktemp("clear")
+    return make_tree(root, models=("dyglnet", "unet", "unetpp", "attention_unet"), rising=(), n=24)
+
+
+def test_ranks_first_is_supported_only_with_the_interval_one_one_and_no_flag(clear, tmp_path):
+    inp = inputs_of(clear)
+    ranking = ranking_report.rank_models(inp)
+    assert ranking.task("kvasir").n_cases == 24
+    assert ranking_report.ranks_first(inp, ranking, "kvasir") == (
+        "supported",
+        "ranks first: supported (DyGLNet's 95% rank interval [1, 1] of 4; one seed: seed variation not measured)",
+    )
+    text = claims.build(inp, ranking)
+    assert "Verdict (DyGLNet ranks first): supported (DyGLNet's 95% rank interval [1, 1] of 4; one seed" in text
+    assert "- Ranks first: from the bootstrap of the main models' ranking" in text
+
+    worse = make_tree(tmp_path / "worse", models=("dyglnet", "unet", "unetpp"), rising=(), n=24,
+                      qualities={"dyglnet": (3, 1), "unetpp": (0, 0)})  # fmt: skip
+    inp = inputs_of(worse)
+    outcome, text = ranking_report.ranks_first(inp, ranking_report.rank_models(inp), "kvasir")
+    assert outcome == "not supported" and text.startswith("ranks first: not supported (Unet++: rank interval [1, 1]")
+
+
+def test_ranks_first_respects_the_small_sample_rule_and_the_flags(tmp_path):
+    small = inputs_of(make_tree(tmp_path / "small", models=("dyglnet", "unet"), rising=(), n=12))
+    assert ranking_report.ranks_first(small, ranking_report.rank_models(small), "kvasir") == (
+        "inconclusive",
+        "ranks first: inconclusive (n < 20: 12 images; DyGLNet's 95% rank interval [1, 1] of 2)",
+    )
+    flagged = make_tree(
+        tmp_path / "flagged",
+        models=("unet", "unetpp"),
+        extra_models={"dyglnet": {"steps": 60}},
+        train={"steps": 20, "epochs": None},
+        rising=(),
+        n=24,
+    )
+    inp = inputs_of(flagged)
+    ranking = ranking_report.rank_models(inp)
+    assert ranking.labels["dyglnet"] == "DyGLNet (B)"
+    outcome, text = ranking_report.ranks_first(inp, ranking, "kvasir")
+    assert outcome == "inconclusive" and "but its run is flagged: trained with another recipe (B)" in text
+    md, tex = ranking_report.build(inp, ranking)
+    section = md.split("## Kvasir-SEG")[1]
+    assert "| DyGLNet (B) | " in section
+    assert (
+        "goes to a run the other tables do not rank (DyGLNet (B): trained with another recipe): not a fair winner; "
+        "the first model without a flag by mean then rank is " in section
+    )
+    assert "DyGLNet (B)" in tex
+
+
+def test_ranking_files_hold_the_rank_tables_the_tests_and_the_consensus(tmp_path):
+    root = make_tree(tmp_path, datasets=("kvasir", "isic2016"), models=("dyglnet", "unet", "unetpp"), n=8)
+    inp = inputs_of(root)
+    ranking = ranking_report.rank_models(inp)
+    md, tex = ranking_report.build(inp, ranking)
+    for text in ("## Stability per dataset", "## Kvasir-SEG", "## ISIC2016", "## Consensus over the datasets"):
+        assert text in md
+    assert "| Model | mean Dice (%) | mean→rank | median→rank | rank→mean | test→rank | bootstrap median |" in md
+    assert "Kendall's tau-b" in md and "The winner is the same under all four methods" in md
+    assert "1000 resamples of the test images per dataset, seed 0" in md and "## Provenance" in md
+    assert md.count("| A better than B → |") == 2
+    labels = re.findall(r"\\label\{(.*)\}", tex)
+    assert labels == [
+        "tab:ranking-stability",
+        "tab:ranking-kvasir",
+        "tab:ranking-kvasir-tests",
+        "tab:ranking-isic2016",
+        "tab:ranking-isic2016-tests",
+        "tab:ranking-consensus",
+    ]
+    assert "**" not in tex and tex.startswith("% Ranking of the main models")
+    metrics = build.dvc_metrics(inp, ranking)["rank_stability"]
+    assert set(metrics) == {"kvasir", "isic2016"} and metrics["kvasir"]["models"]["dyglnet"]["rank"] == 1
+
+
+def test_ranking_figures_have_one_panel_per_dataset_and_their_captions(tmp_path):
+    inp = inputs_of(make_tree(tmp_path / "two", datasets=("kvasir", "isic2016"), models=("dyglnet", "unet"), n=6))
+    ranking = ranking_report.rank_models(inp)
+    text = captions.ranking_captions(inp, ranking)
+    assert set(text) == {"ranking_blob", "ranking_significance", "ranking_methods", "ranking_heatmap"}
+    figs = ranking_figures.ranking_figures(ranking, inp.reference, inp.palette, text)
+    for stem, fig in figs.items():
+        assert figures.caption_of(fig) == text[stem] and "Datasets: Kvasir-SEG, ISIC2016. Recipe" in text[stem]
+        figures.both_formats(fig)
+    titles = [ax.get_title() for ax in figs["ranking_blob"].axes if ax.get_title()]
+    assert titles == ["Kvasir-SEG (6 images)", "ISIC2016 (6 images)"]
+    md = captions.markdown(inp, text)
+    assert "](ranking_blob.png)" in md and "(ranking_heatmap.pdf)" in md and "](bubble.png)" not in md
+    one = inputs_of(make_tree(tmp_path / "one", models=("dyglnet", "unet"), n=6))
+    ranked = ranking_report.rank_models(one)
+    assert "ranking_heatmap" not in captions.ranking_captions(one, ranked)
