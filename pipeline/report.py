@@ -8,7 +8,8 @@ Load -> build -> write. Reads the runs named by params.yaml (``datasets``, ``mod
 ``runs/<D>/<M>/seed<S>/{train.json,log.csv}``, ``data/prepared/<D>/`` and the paper's numbers in
 ``reports/paper/``; writes into ``--out`` (``output/<profile>/`` in dvc.yaml): comparison, ablation and
 complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, ``ranking.md``
-and ``ranking.tex`` (the main models ranked per dataset), ``bubble``, ``qualitative``, ``val_curves`` and the
+and ``ranking.tex`` (the main models ranked per dataset), ``reproduction.md`` (this run against the
+``metrics.json`` committed at ``report.compare_to``, read with git), ``bubble``, ``qualitative``, ``val_curves`` and the
 ranking figures (``ranking_blob``, ``ranking_significance``, ``ranking_methods``, with two datasets or more
 ``ranking_heatmap``) as PNG and PDF, each with its caption, and ``figures.md`` embedding them with their captions;
 with ``--metrics`` also a compact metrics file for ``dvc metrics show`` (with the rank stability per dataset).

@@ -10,8 +10,9 @@
 - one module per report: ``comparison`` (Tables 2-5 and HD95), ``ablation`` (Table 6 and variant cost),
   ``complexity`` (Table 7), ``initialisation`` (scratch against pretrained, beyond the paper), ``paper_vs_ours``,
   ``significance``, ``claims``, ``ranking_report`` (the main models ranked per dataset with ``ranking``, the
-  challengeR-style library, and the "ranks first" verdict), ``figures`` (rendering), ``ranking_figures`` (the
-  ranking's figures), ``captions`` (what each figure shows, and ``figures.md``);
+  challengeR-style library, and the "ranks first" verdict), ``reproduction`` (this run against the results recorded
+  in git, read by ``recorded``), ``figures`` (rendering), ``ranking_figures`` (the ranking's figures),
+  ``captions`` (what each figure shows, and ``figures.md``);
 - ``provenance``: commit, pipeline and split digests, recipe, the weights each model started from, software,
   device;
 - ``overlays``: the overlay colours of the qualitative figure, shared with ``pipeline.predict --overlay``;

@@ -23,6 +23,7 @@ from reports import (
     paper_vs_ours,
     ranking_figures,
     ranking_report,
+    reproduction,
     significance,
     summary,
     transfer,
@@ -153,6 +154,7 @@ def build_reports(inp: Inputs, ranking: ranking_report.Ranking | None = None) ->
     files["claims.md"] = claims.build(inp, ranking)
     files["transfer.md"], files["transfer.tex"] = transfer.build(inp)
     files["ranking.md"], files["ranking.tex"] = ranking_report.build(inp, ranking)
+    files["reproduction.md"] = reproduction.build(inp, ranking)
     files.update(figure_files(inp, ranking))
     return {k: (v if isinstance(v, bytes) or v.endswith("\n") else v + "\n") for k, v in files.items()}
 

@@ -53,6 +53,7 @@ EXPECTED = {
     "ranking_methods.pdf",
     "ranking_heatmap.png",
     "ranking_heatmap.pdf",
+    "reproduction.md",
 }
 
 

@@ -1,18 +1,23 @@
 """Issue 31 in the report: seeds as a level of the statistics, the ranking of the main models (ranking.md/.tex,
-figures, the "ranks first" verdict of claims.md)."""
+figures, the "ranks first" verdict of claims.md) and a rerun compared with the results recorded in git."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from fakeruns import make_tree
 from test_report import inputs_of
 
 from engine.stats import summarize, two_level_bootstrap
-from reports import build, captions, claims, comparison, figures, ranking_figures, ranking_report, summary
+from reports import build, captions, claims, comparison, figures, ranking_figures, ranking_report, reproduction, summary
+from reports.recorded import COMMIT_CHARS, parse_batch
 from reports.table import Cell, Column, Row, Table, mark_best, to_markdown
 
 SEEDS = r"\d+\.\d\d\**†?\** ± \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\)"  # value ± std between seeds (two-level interval)
@@ -176,3 +181,84 @@ def test_ranking_figures_have_one_panel_per_dataset_and_their_captions(tmp_path)
     one = inputs_of(make_tree(tmp_path / "one", models=("dyglnet", "unet"), n=6))
     ranked = ranking_report.rank_models(one)
     assert "ranking_heatmap" not in captions.ranking_captions(one, ranked)
+
+
+# --- reproduction: a rerun against the record ------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> str:
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _rerun(root: Path, model: str, shift: float | None = None, value: float | None = None) -> None:
+    """A rerun of ``model`` on Kvasir-SEG: its per-image Dice shifted (or all set to ``value``), metrics.json's
+    Dice summarised again, as the evaluation writes it."""
+    folder = root / "results" / "kvasir" / model / "seed42"
+    table = pd.read_csv(folder / "per_image.csv", dtype={"id": str})
+    table["dice"] = table["dice"] + shift if value is None else value
+    table.to_csv(folder / "per_image.csv", index=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["dice"] = summarize(table["dice"].to_numpy(), seed=0)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def recorded(tmp_path) -> Path:
+    """A fake tree in a git repository with every metrics.json committed, then an unrelated commit."""
+    root = make_tree(tmp_path / "repo", models=("dyglnet", "unet", "unetpp"), rising=(), n=24)
+    _git(root, "init", "-q")
+    _git(root, "add", "params.yaml", *map(str, (root / "results").rglob("metrics.json")))
+    _git(root, "commit", "-q", "-m", "record")
+    (root / "notes.txt").write_text("unrelated\n")
+    _git(root, "add", "notes.txt")
+    _git(root, "commit", "-q", "-m", "unrelated")
+    return root
+
+
+def test_unchanged_results_are_the_same_as_recorded_named_by_the_commit_that_recorded_them(recorded):
+    first = _git(recorded, "rev-list", "--max-parents=0", "HEAD")[:COMMIT_CHARS]
+    inp = inputs_of(recorded)
+    text = reproduction.build(inp, ranking_report.rank_models(inp))
+    assert f"Same as recorded at `HEAD` (last changed in {first}): every compared run's metrics equal" in text
+    (recorded / "more.txt").write_text("x\n")
+    _git(recorded, "add", "more.txt")
+    _git(recorded, "commit", "-q", "-m", "another unrelated")
+    again = reproduction.build(inputs_of(recorded), ranking_report.rank_models(inp))
+    assert again.split("## Provenance")[0] == text.split("## Provenance")[0]  # (the provenance names HEAD)
+
+
+def test_a_rerun_shows_how_far_each_mean_moved_and_whether_it_lies_inside_the_record(recorded):
+    dice = json.loads((recorded / "results/kvasir/dyglnet/seed42/metrics.json").read_text())["dice"]
+    _rerun(recorded, "dyglnet", shift=0.25)  # inside its interval
+    _rerun(recorded, "unetpp", value=99.0)  # far above its interval, and now first on every image
+    inp = inputs_of(recorded)
+    text = reproduction.build(inp, ranking_report.rank_models(inp))
+    assert "Differs from the results recorded at `HEAD` (last changed in " in text and "2 of 3 compared runs" in text
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| Kvasir-SEG |")}
+    assert set(rows) == {"DyGLNet", "Unet++"}
+    assert f"| {dice['mean']:.2f} | {dice['mean'] + 0.25:.2f} | +0.25 | inside |" in rows["DyGLNet"]
+    assert rows["Unet++"].endswith("| 99.00 | +" + rows["Unet++"].split("| +")[1].split(" |")[0] + " | outside | – |")
+    assert "- Kvasir-SEG: the ranking changed: " in text
+    assert "DyGLNet 1 → 2 (95% rank interval now [2, 2]: the recorded rank lies outside)" in text
+    assert "Unet++ 2 → 1 (95% rank interval now [1, 1]: the recorded rank lies outside)" in text
+    assert "a change lies outside the rank intervals" in text
+
+
+def test_without_git_or_the_revision_the_section_is_one_line(tmp_path, recorded):
+    inp = inputs_of(make_tree(tmp_path / "nogit", models=("dyglnet", "unet"), n=6))
+    text = reproduction.build(inp, None)
+    assert "Not compared with the results recorded at `HEAD`: not a git checkout, or git is not installed." in text
+    params = yaml.safe_load((recorded / "params.yaml").read_text())
+    params["report"]["compare_to"] = "v9.9"
+    (recorded / "params.yaml").write_text(yaml.safe_dump(params))
+    text = reproduction.build(inputs_of(recorded), None)
+    assert "Not compared with the results recorded at `v9.9`: revision 'v9.9' not found in this repository." in text
+    params["report"]["compare_to"] = None
+    (recorded / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "Not compared: `report.compare_to` is null in params.yaml." in reproduction.build(inputs_of(recorded), None)
+
+
+def test_git_batch_output_is_parsed_with_missing_objects():
+    out = b"abc blob 3\n{}x\nHEAD:a/b missing\ndef blob 0\n\n"
+    assert parse_batch(out, 3) == [b"{}x", None, b""]
