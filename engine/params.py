@@ -232,6 +232,9 @@ class ReportParams(Section):
     palette: Literal["default", "colorblind"] = "default"
     # true: refuse to report runs whose recipe differs from the shared train: section (the (B) flag)
     fail_on_unequal: bool = False
+    # git revision whose committed results/<D>/<M>/seed<S>/metrics.json reproduction.md compares this run's with;
+    # null: no comparison
+    compare_to: str | None = "HEAD"
 
 
 class SlurmSettings(Section):

@@ -7,10 +7,13 @@ Load -> build -> write. Reads the runs named by params.yaml (``datasets``, ``mod
 ``results/<D>/<M>/seed<S>/{metrics.json,per_image.csv,pred/}``, ``results/complexity/<M>.json``,
 ``runs/<D>/<M>/seed<S>/{train.json,log.csv}``, ``data/prepared/<D>/`` and the paper's numbers in
 ``reports/paper/``; writes into ``--out`` (``output/<profile>/`` in dvc.yaml): comparison, ablation and
-complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, ``bubble``,
-``qualitative`` and ``val_curves`` as PNG and PDF, each with its caption, and ``figures.md`` embedding them with their
-captions; with ``--metrics`` also a compact metrics file for ``dvc metrics show``. Every file is built
-before the first is written, and each is written atomically.
+complexity tables (``.md`` and ``.tex``), ``paper_vs_ours.md``, ``significance.md``, ``claims.md``, ``ranking.md``
+and ``ranking.tex`` (the main models ranked per dataset), ``reproduction.md`` (this run against the
+``metrics.json`` committed at ``report.compare_to``, read with git), ``bubble``, ``qualitative``, ``val_curves`` and the
+ranking figures (``ranking_blob``, ``ranking_significance``, ``ranking_methods``, with two datasets or more
+``ranking_heatmap``) as PNG and PDF, each with its caption, and ``figures.md`` embedding them with their captions;
+with ``--metrics`` also a compact metrics file for ``dvc metrics show`` (with the rank stability per dataset).
+Every file is built before the first is written, and each is written atomically.
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def write_reports(
     """Load every input, build every report, then write them; returns the paths written."""
     from reports.assemble import build_reports, metrics_json
     from reports.inputs import load_inputs
+    from reports.ranking_report import rank_models
 
     inputs = load_inputs(params, results, runs, prepared, root or Path.cwd())
     refuse_unequal(params, inputs)
-    files = build_reports(inputs)
-    extra = metrics_json(inputs) if metrics is not None else None
+    ranking = rank_models(inputs)
+    files = build_reports(inputs, ranking)
+    extra = metrics_json(inputs, ranking) if metrics is not None else None
     written = write_outputs(out, files)
     if extra is not None:
         written += write_outputs(metrics.parent, {metrics.name: extra})

@@ -21,6 +21,9 @@ from reports import (
     figures,
     initialisation,
     paper_vs_ours,
+    ranking_figures,
+    ranking_report,
+    reproduction,
     significance,
     summary,
     transfer,
@@ -87,8 +90,9 @@ def curves(inp: Inputs) -> tuple[dict[str, dict[str, tuple[np.ndarray, np.ndarra
     return out, losses
 
 
-def figure_files(inp: Inputs) -> dict[str, str | bytes]:
-    """bubble, qualitative and val_curves as PNG and PDF, each with its caption, and figures.md embedding them."""
+def figure_files(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> dict[str, str | bytes]:
+    """bubble, qualitative, val_curves and the ranking figures (:mod:`reports.ranking_figures`, from ``ranking``)
+    as PNG and PDF, each with its caption, and figures.md embedding them."""
     main = inp.main_models()
     gflops = captions.bubble_gflops(inp, main)
     rows = bubble_rows(inp, gflops.values)
@@ -108,6 +112,10 @@ def figure_files(inp: Inputs) -> dict[str, str | bytes]:
     figs["val_curves"] = figures.val_curves(
         lines, inp.names[inp.reference], inp.palette, ours_labels(inp), losses=losses, caption=text["val_curves"]
     )
+    if ranking is not None:
+        ranked = captions.ranking_captions(inp, ranking)
+        text.update(ranked)
+        figs.update(ranking_figures.ranking_figures(ranking, inp.reference, inp.palette, ranked))
     files: dict[str, str | bytes] = {}
     for stem, fig in figs.items():
         files[f"{stem}.png"], files[f"{stem}.pdf"] = figures.both_formats(fig)
@@ -115,8 +123,9 @@ def figure_files(inp: Inputs) -> dict[str, str | bytes]:
     return files
 
 
-def dvc_metrics(inp: Inputs) -> dict:
-    """The compact metrics file for `dvc metrics show`: dataset -> model -> metric mean (seeds averaged)."""
+def dvc_metrics(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> dict:
+    """The compact metrics file for `dvc metrics show`: dataset -> model -> metric mean (seeds averaged), and under
+    ``rank_stability`` the rank stability per dataset (:func:`reports.ranking_report.metrics`)."""
     out: dict = {}
     for d in inp.datasets:
         for m in inp.models:
@@ -125,10 +134,16 @@ def dvc_metrics(inp: Inputs) -> dict:
                 cell = summary.metric_cell(inp, d, m, k)
                 entry[k] = None if cell.missing else round(cell.value, 4)
             out.setdefault(d, {})[m] = entry
+    stability = ranking_report.metrics(inp, ranking)
+    if stability:
+        out["rank_stability"] = stability
     return out
 
 
-def build_reports(inp: Inputs) -> dict[str, str | bytes]:
+def build_reports(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> dict[str, str | bytes]:
+    """Every output file by name (``ranking``: :func:`reports.ranking_report.rank_models` of ``inp``, computed
+    here when not given)."""
+    ranking = ranking_report.rank_models(inp) if ranking is None else ranking
     files: dict[str, str | bytes] = {}
     files["comparison.md"], files["comparison.tex"] = comparison.build(inp)
     files["ablation.md"], files["ablation.tex"] = ablation.build(inp)
@@ -136,11 +151,13 @@ def build_reports(inp: Inputs) -> dict[str, str | bytes]:
     files["initialisation.md"], files["initialisation.tex"] = initialisation.build(inp)
     files["paper_vs_ours.md"] = paper_vs_ours.build(inp)
     files["significance.md"] = significance.build(inp)
-    files["claims.md"] = claims.build(inp)
+    files["claims.md"] = claims.build(inp, ranking)
     files["transfer.md"], files["transfer.tex"] = transfer.build(inp)
-    files.update(figure_files(inp))
+    files["ranking.md"], files["ranking.tex"] = ranking_report.build(inp, ranking)
+    files["reproduction.md"] = reproduction.build(inp, ranking)
+    files.update(figure_files(inp, ranking))
     return {k: (v if isinstance(v, bytes) or v.endswith("\n") else v + "\n") for k, v in files.items()}
 
 
-def metrics_json(inp: Inputs) -> str:
-    return json.dumps(dvc_metrics(inp), indent=2, sort_keys=True) + "\n"
+def metrics_json(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> str:
+    return json.dumps(dvc_metrics(inp, ranking), indent=2, sort_keys=True) + "\n"

@@ -18,6 +18,7 @@ from reports import flags, provenance, summary
 from reports.complexity import input_size_text
 from reports.figures import NO_VALIDATION, SIZE_LEGEND
 from reports.inputs import Inputs
+from reports.ranking_report import Ranking
 
 
 def _number(value) -> bool:
@@ -122,10 +123,54 @@ def curves_caption(inp: Inputs, losses: set[str]) -> str:
     )
 
 
+def _ranked(inp: Inputs, ranking: Ranking) -> str:
+    """What the ranking figures rank, and their flags."""
+    seeds = ", averaged over the seeds" if len(inp.seeds) > 1 else ""
+    marks = any("(" in label for label in ranking.labels.values())
+    flagged = f" Letters after a name are the tables' row flags: {flags.SHORT_RULES}" if marks else ""
+    return f"The main models, from each test image's Dice (%){seeds}.{flagged}"
+
+
+def ranking_captions(inp: Inputs, ranking: Ranking) -> dict[str, str]:
+    """Captions of the ranking figures (:mod:`reports.ranking_figures`) by stem."""
+    context = f"{_ranked(inp, ranking)} {context_text(inp, inp.datasets, inp.main_models())}"
+    settings = ranking.result.settings
+    boot = f"{settings.n_boot} bootstrap resamples of the test images (seed {settings.seed})"
+    out = {
+        "ranking_blob": (
+            "Stability of the ranking (challengeR's blob plot), one panel per dataset: for each model (by its "
+            f"observed mean-then-rank rank) the share of {boot} at each rank as dot area, the median rank (cross) and "
+            f"the 95% rank interval (line); a model whose line covers rank 1 alone ranks first in at least 97.5% of "
+            f"the resamples. {context}"
+        ),
+        "ranking_significance": (
+            "Pairwise significance, one panel per dataset: cell (A, B) coloured where A's per-image Dice is higher "
+            "than B's by a one-sided paired Wilcoxon signed-rank test, Holm-adjusted over the dataset's ordered "
+            f"pairs, p ≤ {ranking.result.settings.alpha:g} (the Holm p printed in each cell); models by observed "
+            f"rank. {context}"
+        ),
+        "ranking_methods": (
+            "Rank of each model under four ranking methods (mean then rank, median then rank, rank then mean, test "
+            f"then rank), one panel per dataset; ties share the best rank; lines that cross are rankings that "
+            f"depend on the method. {context}"
+        ),
+    }
+    if len(ranking.result.tasks) > 1:
+        out["ranking_heatmap"] = (
+            "Mean-then-rank rank of each model (rows, by consensus: the mean rank over the datasets) on each dataset "
+            f"(columns). {context}"
+        )
+    return out
+
+
 FIGURES = (
     ("bubble", "Cost against accuracy (paper Figure 1)"),
     ("qualitative", "Qualitative comparison (paper Figure 6)"),
     ("val_curves", "Training curves"),
+    ("ranking_blob", "Ranking stability (blob plot; not a figure of the paper)"),
+    ("ranking_significance", "Pairwise significance of the ranking (not a figure of the paper)"),
+    ("ranking_methods", "Ranks under four ranking methods (not a figure of the paper)"),
+    ("ranking_heatmap", "Rank by dataset (not a figure of the paper)"),
 )
 
 
@@ -138,5 +183,7 @@ def markdown(inp: Inputs, captions: dict[str, str]) -> str:
         "",
     ]
     for stem, title in FIGURES:
+        if stem not in captions:  # the ranking figures need two main models; the heatmap two datasets
+            continue
         lines += [f"## {title}", "", f"![{title}]({stem}.png)", "", f"{captions[stem]} ([PDF]({stem}.pdf))", ""]
     return "\n".join(lines) + "\n" + provenance.markdown_block(inp.provenance)

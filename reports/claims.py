@@ -6,13 +6,14 @@ The abstract says DyGLNet excels "in boundary accuracy and small-object segmenta
   (% of the image, from ``data/prepared/<D>/masks.npy``), with the tertiles of that fraction over the
   test images with a non-empty mask as edges: small <= q1/3 < medium <= q2/3 < large. The edges are fixed
   by the ground truth alone, so every model is scored on the same images. Images without foreground are
-  left out (counted). Cell: mean Dice of the bin's images with its 95% bootstrap CI (seeds averaged
-  per image).
+  left out (counted). Cell: mean Dice of the bin's images with its 95% bootstrap CI; with several seeds the
+  mean over seeds, the standard deviation between seeds and the two-level interval (seeds, then the bin's images).
 - **Boundary**: HD95 (px, lower is better) and normalised surface Dice at a tolerance of
   ``SURFACE_TOLERANCE_PX`` pixels at the evaluation resolution (NSD, %, higher is better), per model.
 
-Verdict per column (:func:`verdict`), from the intervals (95% bootstrap CI with one seed, ± std over
-seeds with several), the number of images the column holds and the unconverged flag (:mod:`reports.flags`):
+Verdict per column (:func:`verdict`), from the intervals (95% bootstrap CI over images with one seed; with
+several, the 95% two-level interval, seeds then images), the number of images the column holds, the number of
+seeds and the unconverged flag (:mod:`reports.flags`):
 
 - **supported**: the reference's interval lies entirely on the better side of every other ranked model's,
   and none of these runs, the reference's included, is flagged unconverged;
@@ -23,6 +24,15 @@ seeds with several), the number of images the column holds and the unconverged f
   fewer than ``MIN_IMAGES`` images (with fewer, a percentile-bootstrap interval of a mean is too narrow:
   it covers the true mean less often than 95%), whatever the intervals say.
 
+One seed: a verdict may still read "supported" or "not supported" (on the image-level interval), but its text
+adds "one seed: seed variation not measured" (:data:`ONE_SEED`): the interval holds the test images' variation,
+not that of training again with another seed.
+
+**Ranks first** (:func:`reports.ranking_report.ranks_first`), per dataset, from the ranking analysis of the main
+models (ranking.md): "supported" only if the reference's 95% bootstrap rank interval is [1, 1]
+and its run is not flagged (D, U or B); "not supported" if an unflagged other model's interval is [1, 1];
+otherwise "inconclusive" with the interval; fewer than ``MIN_IMAGES`` test images: "inconclusive (n < 20: ...)".
+
 Degenerate runs are not ranked; a run whose convergence could not be judged counts as not flagged.
 """
 
@@ -32,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from engine.metric_names import SURFACE_TOLERANCE_PX
-from reports import flags, provenance, summary
+from reports import flags, provenance, ranking_report, summary
 from reports.comparison import uncertainty_text
 from reports.inputs import Inputs
 from reports.table import DAGGER_NOTE, Cell, Column, Table, fmt, mark_best, to_markdown
@@ -51,6 +61,7 @@ def size_bins(truth_fg: pd.Series) -> tuple[pd.Series, tuple[float, float], int]
 
 
 MIN_IMAGES = flags.MIN_IMAGES
+ONE_SEED = flags.ONE_SEED  # added to a definite verdict on one seed
 
 
 def _separated(a: Cell, b: Cell, higher_is_better: bool) -> bool:
@@ -67,14 +78,17 @@ def _names(labels: list[str]) -> str:
 OUTCOMES = ("supported", "not supported", "inconclusive", "not measured")
 
 
-def verdict(table: Table, j: int, reference: str, n_images: int, unconverged: set[str]) -> str:
+def verdict(table: Table, j: int, reference: str, n_images: int, unconverged: set[str], *, n_seeds: int) -> str:
     """``<column>: supported | not supported | inconclusive (...)`` by the rule of the module docstring.
 
-    ``n_images``: images the column holds; ``unconverged``: row keys whose run is flagged (U)."""
-    return judge(table, j, reference, n_images, unconverged)[1]
+    ``n_images``: images the column holds; ``unconverged``: row keys whose run is flagged (U); ``n_seeds``: seeds
+    behind each cell (one: a definite verdict says that seed variation was not measured)."""
+    return judge(table, j, reference, n_images, unconverged, n_seeds=n_seeds)[1]
 
 
-def judge(table: Table, j: int, reference: str, n_images: int, unconverged: set[str]) -> tuple[str, str]:
+def judge(
+    table: Table, j: int, reference: str, n_images: int, unconverged: set[str], *, n_seeds: int
+) -> tuple[str, str]:
     """(outcome, text) of :func:`verdict`: the outcome is one of ``OUTCOMES``, the text the verdict's sentence."""
     col = table.columns[j]
     rows = {row.key: (row, cells[j]) for row, cells in zip(table.rows, table.cells, strict=True)}
@@ -116,7 +130,8 @@ def judge(table: Table, j: int, reference: str, n_images: int, unconverged: set[
     if reasons or n_images < MIN_IMAGES:
         but = f", but {'; '.join(reasons)}" if reasons else ""
         return "inconclusive", f"{col.label}: inconclusive ({where}; {detail}{but})"
-    return candidate, f"{col.label}: {candidate} ({where}; {detail})"
+    seeds = f"; {ONE_SEED}" if n_seeds == 1 else ""
+    return candidate, f"{col.label}: {candidate} ({where}; {detail}{seeds})"
 
 
 def rule_text(ref: str, counted: str = "a bin's n, or the test images of the boundary table") -> str:
@@ -129,7 +144,9 @@ def rule_text(ref: str, counted: str = "a bin's n, or the test images of the bou
         f'({counted}) reads "inconclusive (n < {MIN_IMAGES}: ...)": with so few, a bootstrap '
         "interval of a mean is too narrow. Runs whose convergence could not be judged count as not flagged; runs "
         "trained with another recipe than the shared one (B) are not ranked, and a verdict on such a reference "
-        "is never supported."
+        "is never supported. With several seeds the intervals are two-level (seeds resampled, then images), so they "
+        'hold the variation between training runs; with one seed a verdict may still read "supported" or "not '
+        f'supported", on the image-level interval alone, and then says "{ONE_SEED}".'
     )
 
 
@@ -145,84 +162,113 @@ def _table(inp: Inputs, d: str, models: list[str], columns: list[Column], cell_o
     return mark_best(Table(rows, columns, cells))
 
 
-def build(inp: Inputs) -> str:
+def intro_lines(inp: Inputs, models: list[str]) -> list[str]:
+    """The head of claims.md: what is tested and the rules of every verdict."""
     ref = inp.names[inp.reference]
-    models = inp.ordered(inp.models)
-    lines = [
+    bins = (
+        "mean Dice (%) of the bin's images, 95% bootstrap CI in brackets."
+        if len(inp.seeds) == 1
+        else f"mean Dice (%) of the bin's images over {len(inp.seeds)} seeds ± the standard deviation between the "
+        "seeds, with the 95% two-level bootstrap interval (seeds resampled, then the bin's images) in brackets."
+    )
+    return [
         "# The abstract's claims, tested on this run",
         "",
         f'The abstract claims that {ref} excels "in boundary accuracy and small-object segmentation". '
-        "These tables test both claims on every model of this run; they are not tables of the paper.",
+        "These tables test both claims on every model of this run; they are not tables of the paper. A third "
+        f"verdict per dataset tests whether {ref} ranks first among the main models (ranking.md).",
         "",
         "- Lesion-size bins: per dataset, tertiles of the ground truth's foreground fraction over the test "
         "images with a non-empty mask (fixed by the ground truth, the same for every model); small <= first "
-        "tertile < medium <= second tertile < large. Cells: mean Dice (%) of the bin's images, "
-        "95% bootstrap CI in brackets" + (", seeds averaged per image." if len(inp.seeds) > 1 else "."),
+        f"tertile < medium <= second tertile < large. Cells: {bins}",
         f"- Boundary: HD95 (px, lower is better) and normalised surface Dice (NSD, %) at a tolerance of "
         f"{SURFACE_TOLERANCE_PX:g} px at the evaluation resolution; {uncertainty_text(inp)}.",
         f"- Verdict: {rule_text(ref)} Best per column in **bold**, second in *italics*; degenerate runs (D) "
         f"and runs trained with another recipe (B) are not ranked. {DAGGER_NOTE}",
+        f"- Ranks first: from the bootstrap of the main models' ranking (ranking.md: {ranking_report.N_BOOT} "
+        f'resamples of the test images, mean then rank): "supported" only if {ref}\'s 95% rank interval is [1, 1] '
+        'and its run on that dataset is not flagged (D, U or B); "not supported" if an unflagged other model\'s '
+        'interval is [1, 1]; otherwise "inconclusive", with the interval. The small-sample rule and the one-seed '
+        "note apply as above.",
         f"- {flags.SMALL_SAMPLE_RULE}",
         "",
         summary.setting_text(inp, models),
         "",
     ]
+
+
+def size_table(inp: Inputs, d: str, models: list[str]) -> tuple[Table, tuple[float, float], int, int]:
+    """(the Dice-by-lesion-size table of ``d``, the bin edges, images without foreground, the reference's
+    images in the small bin)."""
+    bins, edges, empty = size_bins(inp.truth_fg[d])
+    counts = bins.value_counts()
+    columns = [Column(b, f"{b.capitalize()} (n={int(counts.get(b, 0))})", decimals=2) for b in BINS]
+    dice = {m: summary.per_image(inp, d, m, "dice").dropna() for m in models}
+
+    def size_cell(m, col):
+        ids = [i for i in bins.index[bins == col.key] if i in dice[m].index]
+        return summary.matrix_cell(summary.seed_matrix(inp, d, m, "dice", ids))
+
+    small_n = len(dice[inp.reference].reindex(bins.index[bins == "small"]).dropna())
+    return _table(inp, d, models, columns, size_cell), edges, empty, small_n
+
+
+def dataset_lines(inp: Inputs, d: str, models: list[str], ranking: ranking_report.Ranking | None) -> list[str]:
+    """The section of one dataset: both tables with their verdicts, the ranks-first verdict, the notes."""
+    n_seeds = len(inp.seeds)
+    size, (q1, q2), empty, small_n = size_table(inp, d, models)
+    lines = [
+        f"## {inp.dataset_names[d]}",
+        "",
+        f"### Dice by lesion size (small <= {fmt(q1)}% < medium <= {fmt(q2)}% < large, of the image area)",
+        "",
+        to_markdown(size),
+        "",
+    ]
+    if empty:
+        lines += [f"{empty} test images without foreground are in no bin.", ""]
+    flagged_u = {m for m in models if summary.run_flags(inp, d, m)["U"]}
+    small = verdict(size, 0, inp.reference, small_n, flagged_u, n_seeds=n_seeds)
+    lines += [f"Verdict (small-object claim): {small}.", ""]
+    boundary_cols = [
+        Column("dice", "Dice (%)"),
+        Column("hd95", "HD95 (px)", higher_is_better=False),
+        Column("surface_dice", f"NSD@{SURFACE_TOLERANCE_PX:g}px (%)"),
+    ]
+    have_nsd = all("surface_dice" in inp.runs[(d, m, s)].per_image.columns for m in models for s in inp.seeds)
+
+    def boundary_cell(m, col):
+        return summary.metric_cell(inp, d, m, col.key) if col.key != "surface_dice" or have_nsd else Cell()
+
+    boundary = _table(inp, d, models, boundary_cols, boundary_cell)
+
+    def n_of(metric: str) -> int:
+        return len(summary.per_image(inp, d, inp.reference, metric).dropna())
+
+    lines += ["### Boundary accuracy", "", to_markdown(boundary), ""]
+    if not have_nsd:
+        lines += ["NSD not recorded: per_image.csv has no surface_dice column (evaluated before it existed).", ""]
+    judged = [
+        verdict(boundary, j, inp.reference, n_of(boundary_cols[j].key), flagged_u, n_seeds=n_seeds)
+        for j in (1, 2)
+        if have_nsd or j == 1
+    ]
+    lines += [f"Verdict (boundary claim): {'; '.join(judged)}.", ""]
+    if ranking is not None:
+        first = ranking_report.ranks_first(inp, ranking, d)[1].removeprefix("ranks first: ")
+        lines += [f"Verdict ({inp.names[inp.reference]} ranks first): {first}.", ""]
+    notes = summary.flag_notes(inp, models, [d])
+    if any(r.flags for r in size.rows + boundary.rows):
+        notes.insert(0, flags.describe_rules())
+    return lines + ([*notes, ""] if notes else [])
+
+
+def build(inp: Inputs, ranking: ranking_report.Ranking | None = None) -> str:
+    """``claims.md`` (``ranking``: :func:`reports.ranking_report.rank_models` of ``inp``, computed when not given)."""
+    ranking = ranking_report.rank_models(inp) if ranking is None else ranking
+    models = inp.ordered(inp.models)
+    lines = intro_lines(inp, models)
     for d in inp.datasets:
-        name = inp.dataset_names[d]
-        bins, (q1, q2), empty = size_bins(inp.truth_fg[d])
-        counts = bins.value_counts()
-        columns = [Column(b, f"{b.capitalize()} (n={int(counts.get(b, 0))})", decimals=2) for b in BINS]
-        dice = {m: summary.per_image(inp, d, m, "dice") for m in models}
-
-        def size_cell(m, col, dice=dice, bins=bins):
-            ids = bins.index[bins == col.key]
-            return summary.values_cell(dice[m].reindex(ids).dropna().to_numpy())
-
-        size = _table(inp, d, models, columns, size_cell)
-        lines += [
-            f"## {name}",
-            "",
-            f"### Dice by lesion size (small <= {fmt(q1)}% < medium <= {fmt(q2)}% < large, of the image area)",
-            "",
-            to_markdown(size),
-            "",
-        ]
-        if empty:
-            lines += [f"{empty} test images without foreground are in no bin.", ""]
-        flagged_u = {m for m in models if summary.run_flags(inp, d, m)["U"]}
-        small_n = len(dice[inp.reference].reindex(bins.index[bins == "small"]).dropna())
-        lines += ["Verdict (small-object claim): " + verdict(size, 0, inp.reference, small_n, flagged_u) + ".", ""]
-        boundary_cols = [
-            Column("dice", "Dice (%)"),
-            Column("hd95", "HD95 (px)", higher_is_better=False),
-            Column("surface_dice", f"NSD@{SURFACE_TOLERANCE_PX:g}px (%)"),
-        ]
-        have_nsd = all("surface_dice" in inp.runs[(d, m, s)].per_image.columns for m in models for s in inp.seeds)
-
-        def boundary_cell(m, col, d=d, have_nsd=have_nsd):
-            return summary.metric_cell(inp, d, m, col.key) if col.key != "surface_dice" or have_nsd else Cell()
-
-        boundary = _table(inp, d, models, boundary_cols, boundary_cell)
-
-        def n_of(metric: str, d=d) -> int:
-            return len(summary.per_image(inp, d, inp.reference, metric).dropna())
-
-        lines += ["### Boundary accuracy", "", to_markdown(boundary), ""]
-        if not have_nsd:
-            lines += ["NSD not recorded: per_image.csv has no surface_dice column (evaluated before it existed).", ""]
-        lines += [
-            "Verdict (boundary claim): "
-            + "; ".join(
-                verdict(boundary, j, inp.reference, n_of(boundary_cols[j].key), flagged_u)
-                for j in (1, 2)
-                if have_nsd or j == 1
-            )
-            + ".",
-            "",
-        ]
-        notes = summary.flag_notes(inp, models, [d])
-        if any(r.flags for r in size.rows + boundary.rows):
-            notes.insert(0, flags.describe_rules())
-        lines += [*notes, ""] if notes else []
+        lines += dataset_lines(inp, d, models, ranking)
     lines.append(provenance.markdown_block(inp.provenance))
     return "\n".join(lines)

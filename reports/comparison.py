@@ -18,9 +18,16 @@ def slug(text: str) -> str:
 
 
 def uncertainty_text(inp: Inputs, latex_form: bool = False) -> str:
+    """What a cell's uncertainty is: the image bootstrap's CI with one seed; with several, the standard deviation
+    between seeds and the two-level bootstrap interval (:mod:`reports.summary`)."""
+    where = "as offsets" if latex_form else "in brackets"
     if len(inp.seeds) > 1:
         pm = r"$\pm$" if latex_form else "±"
-        return f"mean {pm} standard deviation over {len(inp.seeds)} seeds"
+        pct = r"\%" if latex_form else "%"
+        return (
+            f"mean over {len(inp.seeds)} seeds {pm} standard deviation between the seeds' means, with the 95{pct} "
+            f"two-level bootstrap interval (seeds resampled, then test images) {where}"
+        )
     if latex_form:
         return r"mean over the test images, with the 95\% bootstrap confidence interval of the mean as offsets"
     return "mean over the test images (95% bootstrap confidence interval of the mean in brackets)"

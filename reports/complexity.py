@@ -167,9 +167,12 @@ def mdice_note(inp: Inputs, latex_form: bool) -> str:
         if len(inp.datasets) > 1
         else f"mDice: mean test Dice on {names} (mean over its test images)"
     )
-    if len(inp.seeds) > 1:
-        return f"{what}, ± standard deviation over {len(inp.seeds)} seeds"
     where = "as super-/subscript offsets" if latex_form else "in brackets"
+    if len(inp.seeds) > 1:
+        return (
+            f"{what}, mean over {len(inp.seeds)} seeds ± standard deviation between the seeds' mDice, with the 95% "
+            f"two-level bootstrap interval (seeds resampled, then each dataset's images) {where}"
+        )
     return f"{what}, with its 95% bootstrap confidence interval {where}"
 
 

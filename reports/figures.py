@@ -55,7 +55,7 @@ def _wrapped(fig: plt.Figure, text: str, width_px: float) -> str:
     renderer = fig.canvas.get_renderer()
     chars = max(20, int(width_px / (CAPTION_FONTSIZE * fig.dpi / 72 * 0.45)))  # a first guess, then measured
     while True:
-        wrapped = "\n".join(textwrap.wrap(text, chars, break_long_words=False))
+        wrapped = "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False))
         probe = fig.text(0, 0, wrapped, fontsize=CAPTION_FONTSIZE)
         width = probe.get_window_extent(renderer).width
         probe.remove()

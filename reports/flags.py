@@ -37,6 +37,7 @@ SMALL_SAMPLE_RULE = (
     '"X better" or "supported": with so few images a bootstrap interval of a mean is too narrow (it covers the '
     "true mean less often than 95%) and a test has little power."
 )
+ONE_SEED = "one seed: seed variation not measured"  # a definite verdict on one seed says so (reports.claims)
 RECIPE_KEYS = ("budget", "lr", "batch_size", "img_size", "augment", "init")  # what the (B) flag compares
 _RECIPE_WORDS = {"lr": "lr", "batch_size": "batch", "img_size": "image size"}
 

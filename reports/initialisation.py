@@ -9,8 +9,9 @@ so in one line.
 
 Per pair and dataset: the mean test Dice from scratch and pretrained with the interval of the other tables
 (:mod:`reports.summary`), and Δ = pretrained − scratch: with one seed the mean per-image difference (images
-paired) with its 95% bootstrap confidence interval, with several seeds the mean ± standard deviation over seeds
-of each seed's difference.
+paired) with its 95% bootstrap confidence interval; with several seeds the mean of each seed's difference, the
+standard deviation between the seeds' differences and the 95% two-level bootstrap interval (seeds, then the paired
+images resampled).
 
 Then one sentence on the reference model (DyGLNet): its rank by mean test Dice, per dataset and by mDice over
 the datasets, among the main models with every paired baseline from scratch, against the ranking with each
@@ -58,18 +59,11 @@ def pairs(inp: Inputs) -> list[tuple[str, str]]:
 
 def delta_cell(inp: Inputs, d: str, scratch: str, pretrained: str) -> Cell:
     """Pretrained − scratch mean test Dice on ``d`` with its interval (module docstring)."""
-    if len(inp.seeds) > 1:
-        diffs = []
-        for s in inp.seeds:
-            a, b = summary.seed_mean(inp, d, pretrained, s, "dice"), summary.seed_mean(inp, d, scratch, s, "dice")
-            if a is None or b is None:
-                return Cell()
-            diffs.append(float(a["mean"]) - float(b["mean"]))
-        mean, std = float(np.mean(diffs)), float(np.std(diffs, ddof=1))
-        return Cell(mean, mean - std, mean + std, "std")
     a, b = summary.per_image(inp, d, pretrained, "dice"), summary.per_image(inp, d, scratch, "dice")
-    both = a.index.intersection(b.index)
-    return summary.values_cell((a[both] - b[both]).to_numpy(dtype=float))
+    both = list(a.index.intersection(b.index))
+    pre = summary.seed_matrix(inp, d, pretrained, "dice", both)
+    base = summary.seed_matrix(inp, d, scratch, "dice", both)
+    return summary.matrix_cell(None if pre is None or base is None else pre - base)
 
 
 def pair_label(inp: Inputs, scratch: str, pretrained: str) -> str:
@@ -172,7 +166,8 @@ def build(inp: Inputs) -> tuple[str, str]:
     setting = summary.setting_text(inp, models)
     sentence = rank_sentence(inp, found)
     delta = (
-        "mean ± standard deviation over seeds of each seed's difference"
+        "mean of each seed's difference ± the standard deviation between seeds, with the 95% two-level bootstrap "
+        "interval (seeds, then the paired images)"
         if len(inp.seeds) > 1
         else "mean per-image difference, images paired, with its 95% bootstrap confidence interval"
     )

@@ -7,7 +7,8 @@ model; from ``data/prepared/<D>/`` the test split, the ground-truth foreground o
 (lesion-size bins) and, for the qualitative figure, a few test images with each model's saved
 prediction. For each ``transfer.pairs`` entry (source, target) and run: ``results/transfer/<source>-<target>/<M>/
 seed<S>/{metrics.json,per_image.csv}`` (the transfer stage's), with the source run's training log. A missing or
-malformed file raises :class:`ReportError` naming it, before anything is written.
+malformed file raises :class:`ReportError` naming it, before anything is written. With ``report.compare_to``, each
+run's ``metrics.json`` as recorded in git at that revision (:mod:`reports.recorded`; never an error).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.metric_names import PAPER_METRICS, REPORT_SCALE
 from models.dyglnet_variants import ABLATION_VARIANTS
 from models.pretrained import architecture_kwargs
 from reports import flags, paper, provenance
+from reports.recorded import Recorded, load_recorded
 from reports.table import family_rank
 
 
@@ -77,6 +79,8 @@ class Inputs:
     recipe_diffs: dict[str, dict[str, str]] = field(default_factory=dict)
     overrides: dict[str, dict] = field(default_factory=dict)  # model key -> its models: entry's train: overrides
     selection: dict[str, list[str]] = field(default_factory=dict)  # dataset -> the selection rules its runs used
+    # the runs' metrics.json as recorded in git at report.compare_to (reports.recorded); None: not compared
+    recorded: Recorded | None = None
 
     def unequal(self, m: str, ignore: tuple[str, ...] = ()) -> dict[str, str]:
         """The (B) differences of model ``m``'s recipe, less the keys ``ignore`` (a table's purpose)."""
@@ -332,6 +336,8 @@ def load_inputs(params, results: Path, runs: Path, prepared: Path, root: Path) -
             for d in datasets
         },
     )
+    if params.report.compare_to:
+        inputs.recorded = load_recorded(root, results, list(loaded), params.report.compare_to)
     split_datasets = datasets + list(params.transfer.test_only)
     train_json = {k: r.train for k, r in loaded.items()}
     inputs.provenance = provenance.collect(root, params, split_datasets, models, prepared, train_json)

@@ -8,7 +8,8 @@ is wider
 column-group heading, ``\midrule`` under the header, one ``\bottomrule``. Families are italic heading
 rows. Best value per column: bold red; second: underlined blue (readable in greyscale too); a dagger
 marks a best that is not separable from the second (see :mod:`reports.table`). A 95% CI is printed as
-super-/subscript offsets (``91.34$^{+0.9}_{-1.2}$``), a standard deviation as ``91.34\,±0.52``.
+super-/subscript offsets (``91.34$^{+0.9}_{-1.2}$``), a standard deviation as ``91.34\,±0.52``; with several seeds
+both: the standard deviation between seeds, then the two-level interval's offsets (``91.34\,±0.52$^{+0.9}_{-1.2}$``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ _SPECIAL = {
     "Δ": r"$\Delta$",
     "−": "$-$",
     "→": r"$\rightarrow$",
+    "≤": r"$\leq$",
     "<": "$<$",
     ">": "$>$",
 }
@@ -69,6 +71,9 @@ def latex_cell(cell: Cell, decimals: int) -> str:
         d = max(decimals - 1, 0)
         if cell.kind == "std":
             extra = rf"{{\scriptsize$\pm${fmt((cell.high - cell.low) / 2, d)}}}"
+        elif cell.kind == "seeds":
+            extra = rf"{{\scriptsize$\pm${fmt(cell.spread, d)}}}"
+            extra += rf"$^{{+{fmt(cell.high - cell.value, d)}}}_{{-{fmt(cell.value - cell.low, d)}}}$"
         else:
             extra = rf"$^{{+{fmt(cell.high - cell.value, d)}}}_{{-{fmt(cell.value - cell.low, d)}}}$"
     dagger = r"$^\dagger$" if cell.not_separable else ""

@@ -2,8 +2,9 @@
 
 Rows follow the other tables' order (datasets as run, models by family, metrics as the paper prints
 them); "–" where the paper has no value. One line says whether our recipe is the paper's and how it
-differs; each reproduced value says whether the paper's value lies inside our interval (the 95% bootstrap
-CI with one seed, mean ± standard deviation over seeds with several).
+differs; each reproduced value says whether the paper's value lies inside our 95% interval (the bootstrap CI
+over images with one seed; with several, the two-level bootstrap interval, seeds then images, printed after the
+standard deviation between seeds).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def build(inp: Inputs) -> str:
         summary.setting_text(inp, inp.models),
         "",
     ]
-    interval = "95% CI" if len(inp.seeds) == 1 else "mean ± std"
+    interval = "95% CI" if len(inp.seeds) == 1 else "95% interval"
     headers = ["Dataset", "Model", "Metric", "Ours", "Paper", "diff", f"Paper in our {interval}"]
     run_names = ", ".join(inp.dataset_names[d] for d in inp.datasets)
     for title, table, models, column in (
@@ -120,5 +121,8 @@ def build(inp: Inputs) -> str:
 
 def _uncertainty(inp: Inputs) -> str:
     if len(inp.seeds) > 1:
-        return f"mean ± standard deviation over {len(inp.seeds)} seeds"
+        return (
+            f"mean over {len(inp.seeds)} seeds ± standard deviation between the seeds' means, with the 95% two-level "
+            "bootstrap interval (seeds resampled, then test images) in brackets"
+        )
     return "mean over test images with its 95% bootstrap confidence interval"

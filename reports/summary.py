@@ -2,8 +2,10 @@
 
 One seed: the mean over test images with its 95% bootstrap confidence interval (from ``metrics.json``
 where the evaluation wrote it, else computed here from ``per_image.csv`` with the same seeded
-percentile bootstrap, 1000 resamples). Several seeds: the mean over seeds of each seed's mean, ± the
-standard deviation over seeds. Per-image values are averaged over seeds before paired statistics.
+percentile bootstrap, 1000 resamples). Several seeds: seeds are a level of the statistics: the mean over
+seeds of each seed's mean, the standard deviation between the seeds' means, and the 95% interval of a
+two-level bootstrap (:func:`engine.stats.two_level_bootstrap`: seeds resampled, then test images, the same
+images for every drawn seed). Per-image values are averaged over seeds before paired statistics.
 Also the sentence every table's caption carries: the datasets and the recipe, and whether it is the paper's.
 """
 
@@ -16,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from engine.metric_names import PAPER_METRICS
-from engine.stats import bootstrap_means, summarize
+from engine.stats import summarize, two_level_bootstrap
 from reports import flags, paper
 from reports.inputs import Inputs
 from reports.table import Cell, Row
 
 N_BOOT = 1000
+SEED_DRAWS = 1  # seeds the seed draws of :func:`two_level_interval` (the image draws use 0, 1, ...)
 EVALUATED = (*PAPER_METRICS, "hd95")  # summarised in metrics.json by pipeline.evaluate
 
 
@@ -37,6 +40,28 @@ def seed_mean(inp: Inputs, d: str, m: str, s: int, metric: str) -> dict | None:
     return summarize(run.per_image[metric].to_numpy(dtype=float), n_boot=N_BOOT)
 
 
+def seed_matrix(inp: Inputs, d: str, m: str, metric: str, ids: list[str] | None = None) -> np.ndarray | None:
+    """Seeds x images matrix of a metric's per-image values (reported unit): the images ``ids`` in that order, or
+    those every seed scored in the first seed's order. None when a seed lacks the metric or one of the images, or
+    a value is not finite."""
+    series = []
+    for s in inp.seeds:
+        frame = inp.runs[(d, m, s)].per_image
+        if metric not in frame.columns:
+            return None
+        series.append(frame.set_index("id")[metric].astype(float))
+    if ids is None:
+        common = set.intersection(*(set(x.index) for x in series))
+        ids = [i for i in series[0].index if i in common]
+    matrix = np.array([x.reindex(ids).to_numpy(dtype=float) for x in series]).reshape(len(series), len(ids))
+    return matrix if np.isfinite(matrix).all() else None
+
+
+def seeds_cell(mean: float, seed_means: list[float], low: float, high: float) -> Cell:
+    """A cell of several seeds: ``mean``, the standard deviation of ``seed_means``, the interval (low, high)."""
+    return Cell(mean, low, high, "seeds", spread=float(np.std(seed_means, ddof=1)))
+
+
 def metric_cell(inp: Inputs, d: str, m: str, metric: str) -> Cell:
     """The table cell of one metric of one (dataset, model): value and interval as in the module doc."""
     per_seed = [seed_mean(inp, d, m, s, metric) for s in inp.seeds]
@@ -45,9 +70,25 @@ def metric_cell(inp: Inputs, d: str, m: str, metric: str) -> Cell:
     if len(per_seed) == 1:
         p = per_seed[0]
         return Cell(float(p["mean"]), float(p["ci95_low"]), float(p["ci95_high"]), "ci")
-    means = np.array([p["mean"] for p in per_seed], dtype=float)
-    mean, std = float(means.mean()), float(means.std(ddof=1))
-    return Cell(mean, mean - std, mean + std, "std")
+    means = [float(p["mean"]) for p in per_seed]
+    mean, matrix = float(np.mean(means)), seed_matrix(inp, d, m, metric)
+    if matrix is None:  # no per-image values to resample: the spread between seeds alone
+        std = float(np.std(means, ddof=1))
+        return Cell(mean, mean - std, mean + std, "std")
+    boot = two_level_bootstrap(matrix, n_boot=N_BOOT, seed=0)
+    return seeds_cell(mean, means, boot["ci95_low"], boot["ci95_high"])
+
+
+def matrix_cell(matrix: np.ndarray | None) -> Cell:
+    """Mean of a seeds x images matrix (reported unit) with its interval: one seed, the image bootstrap's CI
+    (``kind="ci"``, as :func:`values_cell`); several, the standard deviation between seeds and the two-level
+    interval (``"seeds"``). An empty cell for None or no image."""
+    if matrix is None or matrix.size == 0:
+        return Cell()
+    boot = two_level_bootstrap(matrix, n_boot=N_BOOT, seed=0)
+    if len(matrix) == 1:
+        return Cell(boot["mean"], boot["ci95_low"], boot["ci95_high"], "ci")
+    return seeds_cell(boot["mean"], list(matrix.mean(axis=1)), boot["ci95_low"], boot["ci95_high"])
 
 
 def per_image(inp: Inputs, d: str, m: str, metric: str) -> pd.Series:
@@ -68,23 +109,42 @@ def values_cell(values: np.ndarray, seed: int = 0) -> Cell:
     return Cell(s["mean"], s["ci95_low"], s["ci95_high"], "ci")
 
 
+def resampled_seed_means(matrix: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_seeds): each seed's mean over a resample of the images (columns of ``matrix``), the same
+    images for every seed; drawn as :func:`engine.stats.bootstrap_means` draws them (one seed: its resamples)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, matrix.shape[1], size=(n_boot, matrix.shape[1]))
+    return matrix[:, images].mean(axis=2).T
+
+
+def two_level_interval(seed_means: np.ndarray, seed: int = SEED_DRAWS) -> tuple[float, float]:
+    """95% percentile interval of the mean over resampled seeds of ``seed_means`` ((n_boot, n_seeds) values of
+    image resamples, e.g. sums of :func:`resampled_seed_means`): seeds drawn with replacement (seeded)."""
+    n_boot, n_seeds = seed_means.shape
+    draws = np.random.default_rng(seed).integers(0, n_seeds, size=(n_boot, n_seeds))
+    grand = np.take_along_axis(seed_means, draws, axis=1).mean(axis=1)
+    low, high = np.percentile(grand, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def mdice_cell(inp: Inputs, m: str) -> Cell:
     """Mean test Dice over the datasets of this run, with its uncertainty.
 
-    Several seeds: ± std over seeds of each seed's mean over datasets. One seed: percentile bootstrap
-    (each dataset's images resampled on their own, the dataset means averaged)."""
-    if len(inp.seeds) > 1:
-        per_seed = [np.mean([seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]) for s in inp.seeds]
-        mean, std = float(np.mean(per_seed)), float(np.std(per_seed, ddof=1))
-        return Cell(mean, mean - std, mean + std, "std")
-    s = inp.seeds[0]
-    means = [seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]
-    boots = []
-    for k, d in enumerate(inp.datasets):
-        values = inp.runs[(d, m, s)].per_image["dice"].to_numpy(dtype=float)
-        boots.append(bootstrap_means(values, N_BOOT, seed=k) if len(values) else np.full(N_BOOT, np.nan))
-    low, high = np.percentile(np.mean(boots, axis=0), [2.5, 97.5])
-    return Cell(float(np.mean(means)), float(low), float(high), "ci")
+    Each dataset's images are resampled on their own (seeded by the dataset's position), each seed's dataset
+    means averaged; with several seeds the seeds are then resampled (:func:`two_level_interval`, a seed's runs
+    on every dataset together) and the cell also holds the standard deviation of the seeds' mDice. One seed: the
+    percentile bootstrap over images alone."""
+    matrices = [seed_matrix(inp, d, m, "dice") for d in inp.datasets]
+    per_seed = [np.mean([seed_mean(inp, d, m, s, "dice")["mean"] for d in inp.datasets]) for s in inp.seeds]
+    mean = float(np.mean(per_seed))
+    boots = [
+        resampled_seed_means(x, N_BOOT, seed=k) if x is not None else np.full((N_BOOT, len(inp.seeds)), np.nan)
+        for k, x in enumerate(matrices)
+    ]
+    low, high = two_level_interval(np.mean(boots, axis=0))
+    if len(inp.seeds) == 1:
+        return Cell(mean, low, high, "ci")
+    return seeds_cell(mean, per_seed, low, high)
 
 
 def run_flags(inp: Inputs, d: str, m: str) -> dict[str, list[int]]:

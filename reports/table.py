@@ -2,9 +2,11 @@
 
 A :class:`Table` has grouped rows (model families) and grouped columns (datasets); each :class:`Cell`
 holds a value and, where known, the interval that goes with it: a 95% bootstrap confidence interval of
-the mean over test images (``kind="ci"``, printed as ``91.34 (90.12–92.25)``), or a mean ± standard
-deviation over seeds or repeats (``kind="std"``, printed ``91.34 ± 0.52``). :mod:`reports.latex` renders
-the same table as LaTeX.
+the mean over test images (``kind="ci"``, printed as ``91.34 (90.12–92.25)``); with several seeds the standard
+deviation between the seeds' means and the 95% two-level bootstrap interval, seeds then images resampled
+(``kind="seeds"``, printed ``91.34 ± 0.52 (90.10–92.31)``; ``low``/``high`` hold the interval, ``spread`` the
+standard deviation); or a mean ± standard deviation alone (``kind="std"``, printed ``91.34 ± 0.52``).
+:mod:`reports.latex` renders the same table as LaTeX.
 
 Marking (:func:`mark_best`): per column, among the rows that may be ranked (degenerate runs may not),
 the best value gets rank 1 and the next distinct value rank 2, compared at the printed precision (equal
@@ -41,10 +43,11 @@ class Cell:
     value: float = math.nan
     low: float | None = None  # interval, in the value's unit
     high: float | None = None
-    kind: str = ""  # "ci": bootstrap 95% CI of the mean; "std": ± standard deviation; "": none
+    kind: str = ""  # "ci": bootstrap 95% CI of the mean; "seeds": spread and two-level CI; "std": ± std; "": none
     rank: int = 0  # 1 best, 2 second best
     not_separable: bool = False  # best whose interval overlaps the second's
     rankable: bool = True  # False for cells of degenerate runs
+    spread: float | None = None  # kind "seeds": standard deviation between the seeds' means
 
     @property
     def missing(self) -> bool:
@@ -107,9 +110,11 @@ class Table:
 
 
 def interval_text(cell: Cell, decimals: int) -> str:
-    """The uncertainty part of a cell in plain text: `` (lo–hi)`` or `` ± s``."""
+    """The uncertainty part of a cell in plain text: `` (lo–hi)``, `` ± s (lo–hi)`` or `` ± s``."""
     if cell.missing or cell.low is None or cell.high is None:
         return ""
+    if cell.kind == "seeds":
+        return f" ± {fmt(cell.spread, decimals)} ({fmt(cell.low, decimals)}–{fmt(cell.high, decimals)})"
     if cell.kind == "std":
         return f" ± {fmt((cell.high - cell.low) / 2, decimals)}"
     return f" ({fmt(cell.low, decimals)}–{fmt(cell.high, decimals)})"

@@ -9,7 +9,8 @@ split (stage ``transfer``, ``params.yaml`` ``transfer.pairs``), as polyp and ski
 - **on target**: Dice on the target's test split, with its interval as every table's (``reports.summary``);
 - **drop**: in-domain minus on target, in Dice points (lower is better). Its interval: one seed: 95%
   percentile bootstrap of the difference of the two means, each test set resampled on its own (they hold
-  different images; ``N_BOOT`` resamples, seeded); several seeds: ± standard deviation of the per-seed drops;
+  different images; ``N_BOOT`` resamples, seeded); several seeds: the standard deviation between the per-seed
+  drops and the 95% two-level interval (seeds resampled, then each test set's images on its own);
 - **rank** of the Dice on target among the ranked models (1 = best; equal printed values share a rank);
 - the reference (DyGLNet) against every model on the target's images: paired Wilcoxon with Holm's
   correction over the models of the pair (``reports.significance``).
@@ -26,9 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from engine.stats import bootstrap_means
 from reports import claims, flags, latex, provenance, significance, summary
 from reports.comparison import marking_text, uncertainty_text
 from reports.inputs import Inputs, dataset_label
@@ -57,21 +55,15 @@ def target_view(inp: Inputs, source: str, target: str) -> Inputs:
 def drop_cell(inp: Inputs, view: Inputs, source: str, m: str) -> Cell:
     """In-domain minus on-target Dice (points) with its interval (module docstring)."""
     key = view.datasets[0]
-    if len(inp.seeds) > 1:
-        drops = [
-            summary.seed_mean(inp, source, m, s, "dice")["mean"] - summary.seed_mean(view, key, m, s, "dice")["mean"]
-            for s in inp.seeds
-        ]
-        mean, std = float(np.mean(drops)), float(np.std(drops, ddof=1))
-        return Cell(mean, mean - std, mean + std, "std")
-    s = inp.seeds[0]
-    own = inp.runs[(source, m, s)].per_image["dice"].dropna().to_numpy(dtype=float)
-    other = view.runs[(key, m, s)].per_image["dice"].dropna().to_numpy(dtype=float)
-    if not len(own) or not len(other):
+    own, other = summary.seed_matrix(inp, source, m, "dice"), summary.seed_matrix(view, key, m, "dice")
+    if own is None or other is None or not own.size or not other.size:
         return Cell()
-    drops = bootstrap_means(own, N_BOOT, seed=0) - bootstrap_means(other, N_BOOT, seed=1)
-    low, high = np.percentile(drops, [2.5, 97.5])
-    return Cell(float(own.mean() - other.mean()), float(low), float(high), "ci")
+    drops = own.mean(axis=1) - other.mean(axis=1)  # per seed
+    boot = summary.resampled_seed_means(own, N_BOOT, seed=0) - summary.resampled_seed_means(other, N_BOOT, seed=1)
+    low, high = summary.two_level_interval(boot)
+    if len(inp.seeds) == 1:
+        return Cell(float(drops[0]), low, high, "ci")
+    return summary.seeds_cell(float(drops.mean()), list(drops), low, high)
 
 
 def ranks(cells: list[Cell], decimals: int) -> list[Cell]:
@@ -160,8 +152,9 @@ def pair_result(inp: Inputs, source: str, target: str, models: list[str]) -> Pai
     unconverged = {m for m in models if summary.run_flags(inp, source, m)["U"]}
     n_target = len(summary.per_image(view, key, inp.reference, "dice").dropna())
     n_source = len(summary.per_image(inp, source, inp.reference, "dice").dropna())
-    outcome, on_target = claims.judge(table, 1, inp.reference, n_target, unconverged)
-    on_drop = claims.verdict(table, 2, inp.reference, min(n_source, n_target), unconverged)
+    n_seeds = len(inp.seeds)
+    outcome, on_target = claims.judge(table, 1, inp.reference, n_target, unconverged, n_seeds=n_seeds)
+    on_drop = claims.verdict(table, 2, inp.reference, min(n_source, n_target), unconverged, n_seeds=n_seeds)
     order = [m for m in models if m != inp.reference]
     dice = {m: summary.per_image(view, key, m, "dice") for m in [inp.reference, *order]}
     tests = significance.result_rows(inp, dice, order)
@@ -224,11 +217,7 @@ def _legend(inp: Inputs, models: list[str]) -> list[str]:
         f"- In-domain: Dice (%) on the source's own test split (as in comparison.md). On target: Dice (%) on the "
         f"target's test split. Drop: in-domain minus on target, in Dice points (lower is better). "
         f"{uncertainty_text(inp)[0].upper()}{uncertainty_text(inp)[1:]}"
-        + (
-            "; the drop's interval resamples the two test sets independently (they hold different images)."
-            if len(inp.seeds) == 1
-            else "."
-        ),
+        + "; the drop's interval resamples the two test sets independently (they hold different images).",
         "- Rank: of the Dice on the target (1 = best). Paired tests: "
         f"{ref} against each model on the target's images, two-sided Wilcoxon signed-rank, Holm-corrected over "
         "the models of the pair (as in significance.md).",

@@ -43,6 +43,17 @@ EXPECTED = {
     "val_curves.png",
     "val_curves.pdf",
     "figures.md",
+    "ranking.md",
+    "ranking.tex",
+    "ranking_blob.png",
+    "ranking_blob.pdf",
+    "ranking_significance.png",
+    "ranking_significance.pdf",
+    "ranking_methods.png",
+    "ranking_methods.pdf",
+    "ranking_heatmap.png",
+    "ranking_heatmap.pdf",
+    "reproduction.md",
 }
 
 
@@ -86,7 +97,12 @@ def built(tmp_path_factory) -> Path:
 def test_every_output_is_written(built):
     assert {p.name for p in built.iterdir()} == EXPECTED
     metrics = json.loads((built.parent / "metrics.json").read_text())
-    assert set(metrics) == {"kvasir", "isic2016", "synthetic"} and "dice" in metrics["kvasir"]["dyglnet"]
+    assert (
+        set(metrics) == {"kvasir", "isic2016", "synthetic", "rank_stability"} and "dice" in metrics["kvasir"]["dyglnet"]
+    )
+    stability = metrics["rank_stability"]["kvasir"]
+    assert stability["models"]["dyglnet"] == {"rank": 1, "rank_ci95_low": 1, "rank_ci95_high": 1}
+    assert -1 <= stability["kendall_tau"] <= 1 and "dyglnet_wo_sa" not in stability["models"]  # main models only
 
 
 def test_tables_use_the_papers_metric_sets(built):
@@ -429,7 +445,9 @@ def test_every_caption_names_the_datasets_and_the_recipe(built):
             continue
         assert f"Datasets: Kvasir-SEG, ISIC2016, Synthetic. {recipe}" in text, md.name
     captions = [c for tex in built.glob("*.tex") for c in _captions(tex.read_text())]
-    assert len(captions) == 7  # Tables 2, 4, synthetic, HD95, ablation, ablation cost, complexity
+    # Tables 2, 4, synthetic, HD95, ablation, ablation cost, complexity; ranking: stability, per dataset ranks and
+    # tests, consensus
+    assert len(captions) == 7 + 1 + 2 * 3 + 1
     for caption in captions:
         if caption.startswith("Cost of the ablation variants"):
             assert "untrained models: no dataset or recipe involved" in caption

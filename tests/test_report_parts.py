@@ -18,7 +18,7 @@ from matplotlib.legend import Legend
 from matplotlib.text import Text
 
 from reports import figures, flags, provenance
-from reports.claims import size_bins, verdict
+from reports.claims import rule_text, size_bins, verdict
 from reports.significance import holm, paired_tests, rank_biserial
 from reports.table import Cell, Column, Row, Table, fmt, mark_best
 
@@ -384,33 +384,53 @@ def _claim_table(ref: tuple[float, float, float], other: tuple[float, float, flo
 def test_claims_verdict_is_inconclusive_on_few_images_overlap_or_unconverged_runs():
     worse_overlapping = _claim_table((80.0, 70.0, 88.0), (84.0, 76.0, 90.0))
     # the issue's case: 7 images, overlapping intervals, unconverged runs (the old report said "not supported")
-    text = verdict(worse_overlapping, 0, "ref", 7, {"ref", "other"})
+    text = verdict(worse_overlapping, 0, "ref", 7, {"ref", "other"}, n_seeds=3)
     assert text.startswith("Small: inconclusive (n < 20: 7 images; rank 2 of 2;"), text
     assert "overlaps Unet++'s" in text and "unconverged: DyGLNet, Unet++" in text
     better = _claim_table((90.0, 88.0, 92.0), (80.0, 78.0, 82.0))
-    assert verdict(better, 0, "ref", 10, set()) == (  # the issue's n = 10: never better, whatever the intervals
+    assert verdict(
+        better, 0, "ref", 10, set(), n_seeds=3
+    ) == (  # the issue's n = 10: never better, whatever the intervals
         "Small: inconclusive (n < 20: 10 images; rank 1 of 2; interval entirely better than every other model's)"
     )
-    assert verdict(worse_overlapping, 0, "ref", 50, set()).startswith("Small: inconclusive")  # intervals overlap
+    assert verdict(worse_overlapping, 0, "ref", 50, set(), n_seeds=3).startswith(
+        "Small: inconclusive"
+    )  # intervals overlap
 
     worse_separated = _claim_table((70.0, 66.0, 74.0), (84.0, 80.0, 88.0))
-    assert verdict(worse_separated, 0, "ref", 50, set()) == (
+    assert verdict(worse_separated, 0, "ref", 50, set(), n_seeds=3) == (
         "Small: not supported (rank 2 of 2; interval entirely worse than Unet++'s)"
     )
-    assert verdict(worse_separated, 0, "ref", 50, {"ref"}).startswith("Small: inconclusive")  # ref still rising
-    assert verdict(worse_separated, 0, "ref", 50, {"other"}).startswith("Small: inconclusive")
-    assert verdict(worse_separated, 0, "ref", 19, set()).startswith("Small: inconclusive")
+    assert verdict(worse_separated, 0, "ref", 50, {"ref"}, n_seeds=3).startswith(
+        "Small: inconclusive"
+    )  # ref still rising
+    assert verdict(worse_separated, 0, "ref", 50, {"other"}, n_seeds=3).startswith("Small: inconclusive")
+    assert verdict(worse_separated, 0, "ref", 19, set(), n_seeds=3).startswith("Small: inconclusive")
 
     better_separated = _claim_table((90.0, 88.0, 92.0), (80.0, 78.0, 82.0))
-    assert verdict(better_separated, 0, "ref", 20, set()) == (
+    assert verdict(better_separated, 0, "ref", 20, set(), n_seeds=3) == (
         "Small: supported (rank 1 of 2; interval entirely better than every other model's)"
     )
-    assert verdict(better_separated, 0, "ref", 20, {"other"}).startswith("Small: inconclusive")
-    assert verdict(_claim_table((90.0, 85.0, 92.0), (88.0, 84.0, 89.0)), 0, "ref", 50, set()).startswith(
+    assert verdict(better_separated, 0, "ref", 20, {"other"}, n_seeds=3).startswith("Small: inconclusive")
+    assert verdict(_claim_table((90.0, 85.0, 92.0), (88.0, 84.0, 89.0)), 0, "ref", 50, set(), n_seeds=3).startswith(
         "Small: inconclusive (rank 1 of 2; interval overlaps Unet++'s"
     )
     hd95 = _claim_table((1.0, 0.8, 1.2), (2.0, 1.7, 2.4), higher_is_better=False)  # lower is better
-    assert verdict(hd95, 0, "ref", 50, set()).startswith("Small: supported")
+    assert verdict(hd95, 0, "ref", 50, set(), n_seeds=3).startswith("Small: supported")
+
+
+def test_a_verdict_on_one_seed_says_that_seed_variation_was_not_measured():
+    better = _claim_table((90.0, 88.0, 92.0), (80.0, 78.0, 82.0))
+    assert verdict(better, 0, "ref", 20, set(), n_seeds=1) == (
+        "Small: supported (rank 1 of 2; interval entirely better than every other model's; one seed: seed "
+        "variation not measured)"
+    )
+    worse = _claim_table((70.0, 66.0, 74.0), (84.0, 80.0, 88.0))
+    assert verdict(worse, 0, "ref", 50, set(), n_seeds=1).endswith("; one seed: seed variation not measured)")
+    overlapping = _claim_table((80.0, 70.0, 88.0), (84.0, 76.0, 90.0))  # inconclusive anyway: no seed note
+    assert "one seed" not in verdict(overlapping, 0, "ref", 50, set(), n_seeds=1)
+    assert "one seed" not in verdict(better, 0, "ref", 10, set(), n_seeds=1)  # n < 20
+    assert 'then says "one seed: seed variation not measured"' in rule_text("DyGLNet")
 
 
 # --- figures: legends, sizes, colours -------------------------------------------------------------

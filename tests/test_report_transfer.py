@@ -102,10 +102,12 @@ def test_a_missing_transfer_run_is_named(tmp_path):
         inputs_of(root)
 
 
-def test_several_seeds_give_a_standard_deviation(tmp_path):
+def test_several_seeds_give_a_standard_deviation_and_the_two_level_interval(tmp_path):
     root = make_tree(tmp_path, datasets=("kvasir",), models=("dyglnet", "unet"), seeds=(1, 2), n=6, transfer=PAIRS[1:])
     md, _ = transfer.build(inputs_of(root))
-    assert re.search(r"\| Ours \| DyGLNet \| \**\d+\.\d\d\** ± \d+\.\d\d \| .* ± .* \| .* ± .* \|", md)
+    seeds = r"-?\d+\.\d\d\**†?\** ± \d+\.\d\d \(-?\d+\.\d\d–-?\d+\.\d\d\)"
+    assert re.search(rf"\| Ours \| DyGLNet \| \**{seeds} \| \**{seeds} \| \**{seeds} \|", md)
+    assert "two-level bootstrap interval" in md
 
 
 @pytest.mark.slow  # pdflatex: about 5 s
