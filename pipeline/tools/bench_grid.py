@@ -69,16 +69,9 @@ def copy_tree(source: Path, dest: Path, overrides: list[str]) -> None:
 
 def remove_outputs(root: Path) -> None:
     """Delete every output of every stage DVC lists (committed metrics and reports included)."""
-    from dvc.repo import Repo
+    from pipeline.grid.dvc_adapter import output_paths
 
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        with Repo(str(root)) as repo:
-            paths = [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
-    finally:
-        os.chdir(cwd)
-    for path in paths:
+    for path in output_paths(root):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
