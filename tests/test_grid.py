@@ -573,3 +573,24 @@ def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path,
     root = make_project(tmp_path / "q", pipeline_stages(names=("a", "b", "c"), flaky=False))
     outcome, text = run_grid(root, gpus="none", jobs=6)  # jobs given: one thread each, as asked
     assert {c.result.threads for c in outcome.chains} == {"1"}
+
+
+def test_a_failing_nvidia_smi_is_one_warning_naming_the_error_and_grid_gpus(tmp_path, monkeypatch, capsys):
+    from pipeline.grid.executors import detect_gpus
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text(
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n"
+    )
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert detect_gpus() == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "nvidia-smi failed" in err[0] and "exit status 9" in err[0] and "could not communicate" in err[0]
+    assert "grid.gpus" in err[0]
+    smi.write_text("#!/bin/sh\necho 0\necho 1\n")  # a working one: no warning
+    assert detect_gpus() == [0, 1] and capsys.readouterr().err == ""
