@@ -38,6 +38,7 @@ VALIDATION_STEP = 1 / 3  # a validation batch (forward only) as a share of a tra
 # the flags of `python -m pipeline.train` that TrainConfig.from_params takes
 TRAIN_FLAGS = {"data", "model", "out", "epochs", "batch_size", "img_size", "seed", "num_workers", "device"}
 TRAIN_FLAGS |= {"selection", "sync_bn", "compile", "channels_last", "checkpoint_every"}
+INT_FLAGS = {"epochs", "batch_size", "img_size", "seed", "num_workers", "checkpoint_every"}
 
 
 def cache_file() -> Path:
@@ -106,7 +107,8 @@ def train_args(cmds: tuple[str, ...]) -> dict[str, Any] | None:
                 given[key[3:]] = False
             elif key in TRAIN_FLAGS:
                 nxt = rest[i + 1] if i + 1 < len(rest) else None
-                given[key] = True if nxt is None or nxt.startswith("--") else nxt
+                value = True if nxt is None or nxt.startswith("--") else nxt
+                given[key] = int(value) if key in INT_FLAGS and str(value).isdigit() else value
         return given if {"data", "model", "out"} <= set(given) else None
     return None
 
