@@ -48,9 +48,10 @@ repro-paper: $(STAMP)
 	$(MAKE) profile PROFILE=paper
 	$(MAKE) repro
 
-# Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
+# Wall time of `make repro` (or `make grid JOBS=N`) against `dvc repro` of the same stages, each in a fresh copy, on
+# a machine it names; BENCH_ARGS=--floor also runs a grid at one thread per job (the floor), BENCH_ARGS="--set k=v".
 bench-grid: $(STAMP)
-	$(RUN) $(PY) -m pipeline.tools.bench_grid --jobs $(or $(JOBS),2)
+	$(RUN) $(PY) -m pipeline.tools.bench_grid $(if $(JOBS),--jobs $(JOBS)) $(BENCH_ARGS)
 
 # make weights [PARAMS=configs/paper-pretrained.yaml]: download into the Hugging Face cache (HF_HOME/HF_HUB_CACHE)
 # the Hub weights of every models: entry with model_kwargs.pretrained: true, once; then jobs can run with HF_HUB_OFFLINE=1.

@@ -164,7 +164,7 @@ def _scheduler(tmp_path, cores: int, estimator=None, **settings) -> Scheduler:
     cfg = GridSettings(gpus="none", **settings)
     plan = Plan(steps=[], upstream={}, downstream={})
     slots = plan_slots(cfg, gpus=[], cores=cores)
-    return Scheduler(plan, None, cfg, slots, tmp_path, lambda msg: None, estimator)  # type: ignore[arg-type]
+    return Scheduler(plan, None, cfg, slots, tmp_path, lambda msg: None, estimator=estimator)  # type: ignore[arg-type]
 
 
 def test_lent_cores_go_to_the_job_with_fewest_threads_and_come_back_for_a_waiting_job(tmp_path):

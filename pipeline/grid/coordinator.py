@@ -184,7 +184,9 @@ class Grid:
         gpu = slots[0].gpu if slots and slots[0] is not None else None
         timer = StepTimer(cores=len(slots), say=self.say, gpu=gpu) if self.settings.executor == "local" else None
         past = past_job_seconds(self.paths.grid_dir)
-        scheduler = Scheduler(plan, self.workspace, self.settings, slots, self.paths.run_dir, self.say, timer, past)
+        scheduler = Scheduler(
+            plan, self.workspace, self.settings, slots, self.paths.run_dir, self.say, estimator=timer, past_seconds=past
+        )
         lifecycle = JobLifecycle(self.settings, self.paths, plan, self.workspace, self.say)
         settings = self.settings
         desc = describe_local(settings, slots) if settings.executor == "local" else f"{len(slots)} job(s) at once"  # type: ignore[arg-type]

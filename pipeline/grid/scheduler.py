@@ -144,6 +144,7 @@ class Scheduler:
         slots: list[Slot | None],
         run_dir: Path,
         say: Callable[[str], None],
+        *,
         estimator: Estimator | None = None,
         past_seconds: dict[str, float] | None = None,
     ) -> None:
