@@ -30,7 +30,8 @@ $(DVC_MIN)/.installed: .ci/dvc-min.txt
 	touch $@
 
 test-dvc-min: $(STAMP) $(DVC_MIN)/.installed
-	PYTHONPATH=$(DVC_MIN) $(PY) -c "import dvc.version; print('dvc', dvc.version.__version__)"
+	PYTHONPATH=$(DVC_MIN) $(PY) -c "from dvc.version import __version__ as v; from pipeline.grid.dvc_adapter import \
+	LOWEST_TESTED as low; assert v == low, (v, low); print('dvc', v, '(the lowest of the range)')"
 	PYTHONPATH=$(DVC_MIN) $(RUN) $(PY) -m pytest -p no:platformdirs -n auto tests/test_dvc_contract.py tests/test_grid.py
 
 # Everything but the tests marked slow (end-to-end DVC runs, LaTeX, 224-only models): under a minute.

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from core.fsutil import atomic_write_json
 from pipeline.grid.dvc_adapter import StageInfo
 
 CACHE_ENV = "DYGLBENCH_CACHE_DIR"
-PROBE_STEPS = 3  # timed optimiser steps, after one untimed
+PROBE_STEPS = 4  # timed optimiser steps, after one untimed; their median counts (a stall skews a mean)
 VALIDATION_STEP = 1 / 3  # a validation batch (forward only) as a share of a training step
 # the flags of `python -m pipeline.train` that TrainConfig.from_params takes
 TRAIN_FLAGS = {"data", "model", "out", "epochs", "batch_size", "img_size", "seed", "num_workers", "device"}
@@ -214,7 +215,8 @@ class StepTimer:
 
 
 def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> float:
-    """Seconds per optimiser step of a training's model and recipe on random data (one untimed step first)."""
+    """Seconds per optimiser step of a training's model and recipe on random data: the median of ``steps`` steps,
+    after an untimed one."""
     import torch
 
     from engine.build import model_from_entry
@@ -248,7 +250,7 @@ def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / steps
+    return float(statistics.median(times[1:]))
 
 
 def main(argv: list[str] | None = None) -> int:
