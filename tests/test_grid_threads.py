@@ -233,14 +233,15 @@ def test_a_cached_estimate_is_reused_and_the_cache_key_follows_the_machine(tmp_p
 
     def fake_probes(cfgs):
         probed.extend(c["model"] for c in cfgs)
-        return [{"unet": 0.5, "unetpp": 0.25}[c["model"]] for c in cfgs]
+        per_step = {"unet": 0.5, "unetpp": 0.25}
+        return [{"seconds_per_step": per_step[c["model"]], "startup_seconds": 2.0} for c in cfgs]
 
     timer = StepTimer(cores=2, say=lambda msg: None)
     timer.run_probes = fake_probes
-    # 40 images / batch 8 = 5 steps x 3 epochs, and 1 validation batch per epoch at a third of a step
-    assert timer.estimate(stages) == [pytest.approx(0.5 * (15 + 3 / 3)), pytest.approx(0.25 * 16), None]
+    # start-up, then 40 images / batch 8 = 5 steps x 3 epochs, and 1 validation batch per epoch at a third of a step
+    assert timer.estimate(stages) == [pytest.approx(2 + 0.5 * (15 + 3 / 3)), pytest.approx(2 + 0.25 * 16), None]
     assert sorted(probed) == ["unet", "unetpp"]
-    assert StepTimer(cores=2, say=lambda msg: None).estimate(stages[:1])[0] == pytest.approx(8.0)  # from the cache
+    assert StepTimer(cores=2, say=lambda msg: None).estimate(stages[:1])[0] == pytest.approx(10.0)  # cached
     timer.estimate(stages)
     assert len(probed) == 2  # nothing measured again
 
@@ -275,8 +276,9 @@ def test_the_probe_times_real_optimiser_steps_of_the_model(tmp_path, monkeypatch
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     cfg = tiny_config(tmp_path / "data", tmp_path / "out", batch_size=2, img_size=32).model_dump()
     said: list[str] = []
-    [seconds] = StepTimer(cores=1, say=said.append).run_probes([cfg])
-    assert seconds is not None and 0 < seconds < 30, said
+    [measured] = StepTimer(cores=1, say=said.append).run_probes([cfg])
+    assert measured is not None, said
+    assert 0 < measured["seconds_per_step"] < 30 and 0 < measured["startup_seconds"] < 300
 
 
 def test_the_summary_shows_each_estimate_beside_its_time_and_the_error():

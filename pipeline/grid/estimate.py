@@ -4,13 +4,14 @@ A committed ``train.json`` says how long a run took on the machine that made it;
 otherwise (a bf16 CPU and an fp32 one disagree on which model is fastest). So the grid times a few optimiser steps
 of each training about to run, here: the model its stage command names, its recipe's batch, image size and
 precision, random data, one thread (:func:`probe`, in a subprocess, as many at once as the grid has cores). The
-estimate is the time per step times the run's steps, its validation passes counted as a third of a step per batch.
+estimate is the probe's start-up (interpreter, imports, model: what a training pays before its first step too)
+plus the time per step times the run's steps, its validation passes counted as a third of a step per batch.
 
 Each measurement is cached per machine in ``~/.cache/dyglbench/step_seconds.json`` (``DYGLBENCH_CACHE_DIR``
 elsewhere), keyed by the CPU model and whether it has bf16, the GPU's name, torch's version, and the model and
 recipe settings that change a step's time; a later grid on the same machine reuses it.
 
-    python -m pipeline.grid.estimate '{"cfg": {...}}'    # the probe: one line of JSON, {"seconds_per_step": s}
+    python -m pipeline.grid.estimate '{"cfg": {...}}'    # the probe: {"seconds_per_step": s, "startup_seconds": t}
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def training_of(stage: StageInfo) -> Training | None:
 def probe_key(cfg: dict[str, Any], where: dict[str, Any]) -> str:
     """The cache key of a measurement: the machine and what changes a step's time."""
     what = {k: cfg.get(k) for k in ("builder", "model_kwargs", "batch_size", "img_size", "amp", "channels_last")}
-    what.update(compile=cfg.get("compile"), device=cfg.get("device"), threads=1, steps=PROBE_STEPS)
+    what.update(compile=cfg.get("compile"), device=cfg.get("device"), threads=1, steps=PROBE_STEPS, format=2)
     text = json.dumps({"machine": where, "run": what}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -160,7 +161,7 @@ class StepTimer:
     def __init__(self, cores: int, say: Callable[[str], None], gpu: int | None = None) -> None:
         self.cores, self.say, self.gpu = max(1, cores), say, gpu
         self.machine: dict[str, Any] | None = None
-        self.run_probes: Callable[[list[dict[str, Any]]], list[float | None]] = self._run_probes
+        self.run_probes: Callable[[list[dict[str, Any]]], list[dict[str, float] | None]] = self._run_probes
 
     def estimate(self, stages: list[StageInfo]) -> list[float | None]:
         """Seconds each stage's training should take at one thread (None: not a training, or not measurable)."""
@@ -177,9 +178,9 @@ class StepTimer:
         todo = {k: t.cfg for k, t in zip(keys, trainings, strict=True) if k and t and k not in cache}
         if todo:
             t0 = time.perf_counter()
-            for key, seconds in zip(todo, self.run_probes(list(todo.values())), strict=True):
-                if seconds is not None:
-                    cache[key] = {"seconds_per_step": seconds, "run": todo[key]["model"], "machine": self.machine}
+            for key, measured in zip(todo, self.run_probes(list(todo.values())), strict=True):
+                if measured is not None:
+                    cache[key] = {**measured, "run": todo[key]["model"], "machine": self.machine}
             atomic_write_json(path, cache)
             self.say(
                 f"estimates: timed {len(todo)} model(s), {PROBE_STEPS} optimiser steps each at one thread, in "
@@ -187,14 +188,15 @@ class StepTimer:
             )
         out: list[float | None] = []
         for key, t in zip(keys, trainings, strict=True):
-            per_step = cache.get(key, {}).get("seconds_per_step") if key else None
-            out.append(per_step * (t.steps + VALIDATION_STEP * t.val_batches) if per_step and t else None)
+            got = cache.get(key, {}) if key else {}
+            per_step, startup = got.get("seconds_per_step"), got.get("startup_seconds") or 0.0
+            out.append(startup + per_step * (t.steps + VALIDATION_STEP * t.val_batches) if per_step and t else None)
         return out
 
-    def _run_probes(self, cfgs: list[dict[str, Any]]) -> list[float | None]:
+    def _run_probes(self, cfgs: list[dict[str, Any]]) -> list[dict[str, float] | None]:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         env["CUDA_VISIBLE_DEVICES"] = "" if self.gpu is None else str(self.gpu)
-        results: list[float | None] = [None] * len(cfgs)
+        results: list[dict[str, float] | None] = [None] * len(cfgs)
         pending = list(enumerate(cfgs))
         running: list[tuple[int, subprocess.Popen]] = []
         while pending or running:
@@ -207,16 +209,18 @@ class StepTimer:
             i, proc = running.pop(0)
             out, err = proc.communicate()
             try:
-                results[i] = float(json.loads(out.strip().splitlines()[-1])["seconds_per_step"])
-            except (ValueError, KeyError, IndexError):
+                got = json.loads(out.strip().splitlines()[-1])
+                results[i] = {k: float(got[k]) for k in ("seconds_per_step", "startup_seconds")}
+            except (ValueError, KeyError, IndexError, TypeError):
                 last = (err.strip().splitlines() or ["no output"])[-1]
                 self.say(f"estimates: the probe of {cfgs[i].get('model')} failed ({last}); it is ordered without")
         return results
 
 
-def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> float:
-    """Seconds per optimiser step of a training's model and recipe on random data: the median of ``steps`` steps,
-    after an untimed one."""
+def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> dict[str, float]:
+    """Seconds per optimiser step of a training's model and recipe on random data (the median of ``steps`` steps,
+    after an untimed one), and the seconds from the process's start to its first step."""
+    import psutil
     import torch
 
     from engine.build import model_from_entry
@@ -235,6 +239,7 @@ def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> float:
     images = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size, device=device).to(memory_format=memory_format)
     masks = (torch.rand(cfg.batch_size, 1, cfg.img_size, cfg.img_size, device=device) > 0.5).float()
     net.train()
+    startup = time.time() - psutil.Process().create_time()
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
@@ -250,12 +255,12 @@ def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return float(statistics.median(times[1:]))
+    return {"seconds_per_step": float(statistics.median(times[1:])), "startup_seconds": startup}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = json.loads((argv or sys.argv[1:])[0])
-    print(json.dumps({"seconds_per_step": probe(args["cfg"], int(args.get("steps", PROBE_STEPS)))}), flush=True)
+    print(json.dumps(probe(args["cfg"], int(args.get("steps", PROBE_STEPS)))), flush=True)
     return 0
 
 

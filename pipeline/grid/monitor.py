@@ -172,7 +172,7 @@ class Monitor:
         for c in chains:
             dice = dice_of(c.stages) if c.status == DONE else None
             rows.append([c.label, c.status, fmt_s(c.wall()), "-" if dice is None else f"{dice:.2f}", c.where])
-            rows[-1][3:3] = [fmt_s(train_seconds(c)), fmt_s(c.estimate)] if estimated else []
+            rows[-1][3:3] = [fmt_s(train_seconds(c) if c.estimate else None), fmt_s(c.estimate)] if estimated else []
             rows[-1][-1:-1] = [c.requeues, c.lost_epochs] if requeued else []
         if rows:
             cols = ["train", "estimate (1 thread)"] * estimated + ["test Dice %"]
