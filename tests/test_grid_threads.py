@@ -95,9 +95,8 @@ def _same(a: dict, b: dict) -> bool:
 def test_a_training_takes_more_threads_only_between_epochs_and_records_it(
     make_prepared, tmp_path, monkeypatch, keep_threads
 ):
-    """Measured (fp32 and bf16 on a CPU, README): a thread change can alter the last bits of the weights, as
-    starting with another thread count does (UNet at 32 px, 4 epochs: up to 7e-6 in fp32, 5e-3 with bf16 autocast;
-    the tiny DyGLNet here came out identical). What holds: the change happens only at an epoch boundary, the same
+    """A thread change can alter the last bits of the weights, as starting with another thread count does
+    (engine/threads.py gives the measurement). What holds: the change happens only at an epoch boundary, the same
     thread schedule gives the same weights bit for bit, and train.json records the schedule."""
     data = make_prepared(tmp_path / "noval", empty_val=True)  # best.pt: the last epoch's weights
     one = _train_with_switch(data, tmp_path / "one", monkeypatch, None)
