@@ -9,7 +9,7 @@ variable (a training run by hand or by ``dvc repro``) it does nothing.
 On the CPU, the number of intra-op threads can change how a convolution splits its sums, so a run whose budget
 changed may differ in the last bits from one that kept its threads. Measured on a 2-core AMD EPYC, torch 2.14, 4
 epochs at 32 px, one thread throughout against one then two from epoch 2: UNet's weights differed by up to 7e-6 in
-fp32 and 5e-3 with bf16 autocast (logged losses equal to 6 digits, validation Dice to 4), as they do between one and
+fp32 and 5e-3 with bf16 autocast (the logged training losses agreed to 5 decimals), as they do between one and
 two threads from the start; a tiny DyGLNet came out bit-identical. The first epoch is identical (the change waits
 for the epoch boundary) and the same thread schedule gives the same weights bit for bit. The run records every change
 (``threads`` in train.json: the epoch each budget started from) so that the result says how it was made.
