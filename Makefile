@@ -5,7 +5,7 @@ STAMP := $(VENV)/.dyglbench-installed
 # dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test test-fast repro repro-paper grid bench-grid lint bench profile weights data push pull clean-venv
+.PHONY: install test test-dvc-min test-fast repro repro-paper grid bench-grid lint bench profile weights data push pull clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,20 @@ install: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n auto
+
+# The DVC contract tests and the grid's tests against the LOWEST DVC that pyproject.toml allows: the same venv with
+# that DVC (and the exact versions of its dependencies it needs, .ci/dvc-min.txt) first on the path. CI runs it after
+# `make test`. (platformdirs: the venv's newer one registers a pytest plugin the older one lacks.)
+DVC_MIN := .venv-dvcmin
+$(DVC_MIN)/.installed: .ci/dvc-min.txt
+	rm -rf $(DVC_MIN)
+	$(PY) -m pip install --quiet --no-deps --target $(DVC_MIN) -r .ci/dvc-min.txt
+	touch $@
+
+test-dvc-min: $(STAMP) $(DVC_MIN)/.installed
+	PYTHONPATH=$(DVC_MIN) $(PY) -c "from dvc.version import __version__ as v; from pipeline.grid.dvc_adapter import \
+	LOWEST_TESTED as low; assert v == low, (v, low); print('dvc', v, '(the lowest of the range)')"
+	PYTHONPATH=$(DVC_MIN) $(RUN) $(PY) -m pytest -p no:platformdirs -n auto tests/test_dvc_contract.py tests/test_grid.py
 
 # Everything but the tests marked slow (end-to-end DVC runs, LaTeX, 224-only models): under a minute.
 test-fast: $(STAMP)
@@ -35,9 +49,10 @@ repro-paper: $(STAMP)
 	$(MAKE) profile PROFILE=paper
 	$(MAKE) repro
 
-# Wall time of `make grid JOBS=N` against `dvc repro` of the same stages, each in a fresh copy.
+# Wall time of `make repro` (or `make grid JOBS=N`) against `dvc repro` of the same stages, each in a fresh copy, on
+# a machine it names; BENCH_ARGS=--floor also runs a grid at one thread per job (the floor), BENCH_ARGS="--set k=v".
 bench-grid: $(STAMP)
-	$(RUN) $(PY) -m pipeline.tools.bench_grid --jobs $(or $(JOBS),2)
+	$(RUN) $(PY) -m pipeline.tools.bench_grid $(if $(JOBS),--jobs $(JOBS)) $(BENCH_ARGS)
 
 # make weights [PARAMS=configs/paper-pretrained.yaml]: download into the Hugging Face cache (HF_HOME/HF_HUB_CACHE)
 # the Hub weights of every models: entry with model_kwargs.pretrained: true, once; then jobs can run with HF_HUB_OFFLINE=1.

@@ -260,6 +260,7 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
     from engine.factory import check_input_size, check_model_runs, model_from_entry
     from engine.recipe import epochs_for_steps, optimisation
     from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
+    from engine.threads import ThreadBudget
     from models.pretrained import loaded_weights
 
     out = Path(cfg.out)
@@ -312,7 +313,9 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
 
     no_val = len(val_loader.dataset) == 0
     bar_enabled = is_main and interactive()
+    threads = ThreadBudget()  # pipeline.grid may lend this job the cores of a finished one: taken between epochs
     for epoch in range(progress.epochs_done, cfg.epochs):
+        threads.follow(epoch)
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)  # data order and augmentation: functions of (seed, epoch) only
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not bar_enabled)
@@ -377,6 +380,7 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
             raise Stopped(stop.received or signal.SIGTERM, epoch + 1, cfg.epochs)
 
     summary = rs.run_summary(cfg, progress, no_val, device_name(device), world, precision, weights, resumed)
+    summary.update(threads.record())
     if is_main:
         atomic_write_json(out / "train.json", summary)
         (out / "resume.pt").unlink(missing_ok=True)  # finished: best.pt, log.csv and train.json are the run

@@ -362,8 +362,9 @@ def test_longest_jobs_start_first_by_earlier_wall_time_else_input_size(tmp_path)
     assert [c.names[0] for c in outcome.chains] == ["train@a", "train@c", "train@b"]  # by the earlier grid's times
 
 
-def test_a_fresh_clone_orders_jobs_by_the_seconds_their_last_run_recorded(tmp_path):
-    """No earlier grid, but the committed train.json of each run: the longest last run starts first."""
+def test_a_fresh_clone_ignores_the_seconds_another_machine_recorded(tmp_path):
+    """No earlier grid, but the committed train.json of each run: times from the machine that made them, which may
+    order the models otherwise than this one (issue 34); without an estimate, the size of the inputs orders."""
     root = make_project(
         tmp_path / "p",
         {
@@ -384,7 +385,7 @@ def test_a_fresh_clone_orders_jobs_by_the_seconds_their_last_run_recorded(tmp_pa
         (root / "runs" / name / "train.json").write_text(json.dumps({"seconds": seconds}))
     outcome, text = run_grid(root, executor="debug")
     assert outcome.exit_code == 0, text
-    assert [c.names[0] for c in outcome.chains] == ["train@a", "train@c", "train@b"]
+    assert [c.names[0] for c in outcome.chains] == ["train@b", "train@c", "train@a"]
 
 
 # A stand-in for SLURM's sbatch, srun, sacct and scancel: jobs run on this machine, in the background.
@@ -572,3 +573,24 @@ def test_a_cpu_grid_shares_the_cores_out_among_the_jobs_ready_together(tmp_path,
     root = make_project(tmp_path / "q", pipeline_stages(names=("a", "b", "c"), flaky=False))
     outcome, text = run_grid(root, gpus="none", jobs=6)  # jobs given: one thread each, as asked
     assert {c.result.threads for c in outcome.chains} == {"1"}
+
+
+def test_a_failing_nvidia_smi_is_one_warning_naming_the_error_and_grid_gpus(tmp_path, monkeypatch, capsys):
+    from pipeline.grid.executors import detect_gpus
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text(
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n"
+    )
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert detect_gpus() == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "nvidia-smi failed" in err[0] and "exit status 9" in err[0] and "could not communicate" in err[0]
+    assert "grid.gpus" in err[0]
+    smi.write_text("#!/bin/sh\necho 0\necho 1\n")  # a working one: no warning
+    assert detect_gpus() == [0, 1] and capsys.readouterr().err == ""

@@ -27,11 +27,18 @@ first unfinished stage, and a training continues from its resume.pt; the summary
 epochs they lost.
 
 
-The package, by concept: ``dvcrepo`` (the DVC adapter: plan, changed stages, run cache, journalled commits),
-``scheduler`` (which job next, where, with how many cores), ``lifecycle`` and ``jobs`` (a job from submission to
-its end; ``jobs`` is what runs inside it), ``executors`` (submitit's local, SLURM and debug executors), ``slurm``
-(sbatch options, job states with or without SLURM accounting, the sbatch file), ``monitor`` (progress from each
-training's progress.json, summary) and ``coordinator`` (the loop and the command line).
+On a CPU, the cores of a job that ends while none waits are lent to the jobs still running: each CPU job's thread
+budget is a file that its training reads at every epoch boundary (:mod:`engine.threads`). Jobs are queued longest
+first, by an estimate measured on this machine (:mod:`pipeline.grid.estimate`: a few optimiser steps of each
+model, cached per machine); the summary shows each estimate next to the real time.
+
+The package, by concept: ``dvc_adapter`` (the only module that uses DVC's Python API), ``dvcrepo`` (the grid's
+DVC side: plan, changed stages, run cache, journalled commits), ``scheduler`` (which job next, where, with how many
+cores), ``estimate`` (how long each training takes here), ``lifecycle`` and ``jobs`` (a job from submission to its
+end; ``jobs`` is what runs inside it), ``executors`` (submitit's local, SLURM and debug executors), ``slurm``
+(sbatch options, job states with or without SLURM accounting, the sbatch file), ``monitor`` and ``outputs``
+(progress from each training's progress.json, summary) and ``coordinator`` (composes them: the loop and the
+command line).
 """
 
 from pipeline.grid.coordinator import Grid, dry_run, main

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def cpu_count() -> int:
 
 
 def detect_gpus() -> list[int]:
-    """GPU indices: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s list, else none."""
+    """GPU indices: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s list, else none (with a warning on
+    stderr when ``nvidia-smi`` is there but fails)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         ids = [v.strip() for v in visible.split(",") if v.strip()]
@@ -76,7 +78,15 @@ def detect_gpus() -> list[int]:
             timeout=30,
             check=True,
         ).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError) as err:
+        # a driver that does not answer: say so, or the grid silently runs everything on the CPU
+        detail = (getattr(err, "stderr", None) or getattr(err, "stdout", None) or "").strip().splitlines()
+        why = f"{err}" + (f": {detail[0]}" if detail else "")
+        print(
+            f"warning: nvidia-smi failed ({why}); the grid uses no GPU (set grid.gpus or --gpus to choose)",
+            file=sys.stderr,
+            flush=True,
+        )
         return []
     return [int(line) for line in out.split() if line.strip().isdigit()]
 

@@ -16,14 +16,17 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.fsutil import atomic_write_text
-from pipeline.grid.dvcrepo import dice_of, lost_epochs_of
+from engine.threads import THREADS_FILE_ENV
+from pipeline.grid.dvcrepo import Plan, Workspace
 from pipeline.grid.executors import Slot, cpu_count, thread_env
 from pipeline.grid.jobs import ChainJob, ChainRunner, StageCommand, read_record, terminate_tree
 from pipeline.grid.monitor import fmt_s, tail, user_error_line
+from pipeline.grid.outputs import dice_of, lost_epochs_of
 from pipeline.grid.scheduler import Chain
 from pipeline.grid.states import BLOCKED, CANCELLED, DONE, FAILED
 
@@ -49,30 +52,53 @@ class Heartbeat(threading.Thread):
                 pass
 
 
-class JobLifecycle:
-    """The coordinator's job side (a part of :class:`pipeline.grid.coordinator.Grid`): submits, collects,
-    cancels and records the jobs in flight (``self.running``)."""
+@dataclass(frozen=True)
+class GridPaths:
+    """Where a grid run keeps its files."""
 
-    def job_for(self, chain: Chain, slot: Slot | None) -> ChainJob:
+    root: Path  # the DVC project
+    grid_dir: Path  # .dvc/tmp/grid: heartbeat, journal, the jobs in flight
+    run_dir: Path  # this run's logs, job records, submitit files and thread budgets
+    run_id: str
+
+
+class JobLifecycle:
+    """The jobs in flight (``running``): submits them, passes on their thread budgets, collects and records them
+    (their stages' states in the plan, their successes in dvc.lock through the workspace), cancels them."""
+
+    def __init__(
+        self, settings, paths: GridPaths, plan: Plan, workspace: Workspace, say: Callable[[str], None]
+    ) -> None:
+        self.settings, self.paths, self.plan, self.workspace, self.say = settings, paths, plan, workspace, say
+        self.running: list[Chain] = []
+
+    def budget_file(self, chain: Chain) -> Path:
+        """The file holding a local CPU job's thread budget (read by its training at each epoch)."""
+        return self.paths.run_dir / "threads" / f"{chain.names[0].replace('/', '_')}.txt"
+
+    def set_threads(self, chain: Chain, threads: int) -> None:
+        """Give a running job a new thread budget (its training applies it at its next epoch)."""
+        atomic_write_text(self.budget_file(chain), f"{threads}\n")
+        chain.threads_log.append((time.time(), threads))
+
+    def job_for(self, chain: Chain, slot: Slot | None, follow_budget: bool) -> ChainJob:
         env = thread_env(slot.threads) if slot is not None else {}
         if self.settings.executor == "slurm":
             env = thread_env(self.settings.threads_per_job or self.settings.slurm.cpus_per_job)
+        if follow_budget and slot is not None:
+            self.set_threads(chain, slot.threads)
+            env[THREADS_FILE_ENV] = str(self.budget_file(chain))
         commands = tuple(
-            StageCommand(
-                name=s.addressing,
-                cmds=tuple(s.cmd if isinstance(s.cmd, list) else s.cmd.splitlines()),
-                wdir=str(s.wdir),
-                log=str(log),
-            )
+            StageCommand(name=s.name, cmds=s.cmds, wdir=s.wdir, log=str(log))
             for s, log in zip(chain.stages, chain.logs, strict=True)
         )
         return ChainJob(
             stages=commands,
-            root=str(self.root),
+            root=str(self.paths.root),
             env=env,
             path_prefix=str(Path(sys.executable).parent),
-            heartbeat=str(self.grid_dir / "heartbeat"),
-            run_id=self.run_id,
+            heartbeat=str(self.paths.grid_dir / "heartbeat"),
+            run_id=self.paths.run_id,
             orphan_timeout_s=self.settings.orphan_timeout_s,
             record=str(chain.record),
             # a stopped training ends its epoch and saves: on SLURM until the time limit is near (SIGUSR2) or SLURM
@@ -80,17 +106,19 @@ class JobLifecycle:
             stop_grace_s=max(10, self.settings.slurm.signal_delay_s - 30) if self.settings.executor == "slurm" else 5,
         )
 
-    def submit(self, executor, chain: Chain, slot: Slot | None) -> None:
+    def submit(self, executor, chain: Chain, slot: Slot | None, exclusive: bool = False, follow_budget: bool = False):
+        """Start a job in ``slot`` (an exclusive one with every core); with ``follow_budget`` its training follows
+        the thread budget :meth:`set_threads` gives it."""
         if self.settings.executor == "local" and slot is not None:
             gpus = (slot.gpu,) if slot.gpu is not None else ()
             executor.update_parameters(visible_gpus=gpus, gpus_per_node=len(gpus))
-        chain.slot, chain.submitted, chain.status = slot, time.time(), "running"
+        chain.submitted, chain.status = time.time(), "running"
         for s in chain.stages:
-            self.state[s] = "running"
-        if slot is not None and self.is_exclusive(chain) and not self.settings.threads_per_job:
+            self.plan.state[s] = "running"
+        if slot is not None and exclusive and not self.settings.threads_per_job:
             # nothing runs beside it: every core, as under `dvc repro` (its latency is then comparable)
             slot = replace(slot, threads=cpu_count())
-        job = self.job_for(chain, slot)
+        job = self.job_for(chain, slot, follow_budget and not exclusive)
         if self.settings.executor == "local" and threading.current_thread() is threading.main_thread():
             # the job processes ignore SIGINT, so a Ctrl-C in the terminal reaches the coordinator and the
             # stage commands (which restore it) but not submitit's controllers; the coordinator then
@@ -108,14 +136,13 @@ class JobLifecycle:
         self.say(f"run     {chain.label}  ({where})")
         self.save_active()
 
-    def finish(self, chain: Chain) -> None:
-        """Collect a finished job: commit what succeeded, mark the rest failed or blocked."""
+    def collect(self, chain: Chain) -> None:
+        """The result of a finished job (or why it has none) into ``chain.result`` / ``chain.crash``."""
         job = chain.job
         chain.requeues = max(0, len(read_record(chain.record)["attempts"]) - 1)
-        ended_outside = None  # SLURM's state of a job that ended without a result
         if self.settings.executor == "slurm" and not job.paths.result_pickle.exists() and job.state != "COMPLETED":
-            ended_outside = job.get_info(mode="cache").get("SlurmState") or job.state
-            chain.crash = f"SLURM ended the job ({ended_outside}) without a result; its output:\n"
+            chain.ended_outside = job.get_info(mode="cache").get("SlurmState") or job.state
+            chain.crash = f"SLURM ended the job ({chain.ended_outside}) without a result; its output:\n"
             chain.crash += tail(job.paths.stdout)
         elif self.settings.executor == "local" and not job.paths.result_pickle.exists():
             # the job process died without a result (killed): submitit would wait for one
@@ -129,39 +156,53 @@ class JobLifecycle:
         if res is not None:
             device = f"gpu {res.cuda_visible_devices}" if res.cuda_visible_devices else "cpu"
             threads = f"{res.threads} thread{'s' * (res.threads != '1')}" if res.threads else None
+            if threads and len({t for _, t in chain.threads_log}) > 1:
+                threads = "->".join(str(t) for _, t in chain.threads_log) + " threads"
             chain.where = ", ".join(x for x in (f"{res.host} {device}", threads) if x)
+
+    def finish(self, chain: Chain, interrupted: bool) -> None:
+        """Collect a finished job: commit what succeeded, mark the rest failed or blocked."""
+        self.collect(chain)
+        state, res = self.plan.state, chain.result
         ok = [s for s, r in zip(chain.stages, res.stages, strict=True) if r.returncode == 0] if res else []
-        errors = self.commit([s.addressing for s in ok]) if ok else {}
+        errors = self.workspace.commit([s.name for s in ok]) if ok else {}
         for stage in ok:
-            self.state[stage] = FAILED if stage.addressing in errors else DONE
+            state[stage] = FAILED if stage.name in errors else DONE
         failed_here = False
         for i, stage in enumerate(chain.stages):
-            if self.state[stage] == DONE:
+            if state[stage] == DONE:
                 continue
             rc = res.stages[i].returncode if res else None
-            if stage.addressing in errors or (rc is not None and rc != 0) or (not failed_here and rc is None):
-                stopped = self.interrupted or (ended_outside or "").startswith("CANCELLED")
+            if stage.name in errors or (rc is not None and rc != 0) or (not failed_here and rc is None):
+                stopped = interrupted or (chain.ended_outside or "").startswith("CANCELLED")
                 stopped = stopped or (res is not None and (res.stopped or "").startswith("cancelled"))
-                self.state[stage] = CANCELLED if stopped and stage.addressing not in errors else FAILED
+                state[stage] = CANCELLED if stopped and stage.name not in errors else FAILED
                 failed_here = True
             else:
-                self.state[stage] = CANCELLED if self.interrupted else BLOCKED
-        states = {self.state[s] for s in chain.stages}
+                state[stage] = CANCELLED if interrupted else BLOCKED
+        states = {state[s] for s in chain.stages}
         chain.status = FAILED if FAILED in states else CANCELLED if CANCELLED in states else DONE
         chain.errors = errors
         chain.lost_epochs = lost_epochs_of(chain.stages, chain.submitted or 0.0)
+        self.running.remove(chain)
+        self.report(chain)
+        self.save_active()
+
+    def report(self, chain: Chain) -> None:
+        """The job's one line: done with its time and Dice, or its first failed stage and why."""
         if chain.status == DONE:
             dice = dice_of(chain.stages)
             extra = f"  Dice {dice:.2f} %" if dice is not None else ""
             self.say(f"done    {chain.label}  {fmt_s(chain.wall())}{extra}")
-        else:
-            first = next(s for s in chain.stages if self.state[s] in (FAILED, CANCELLED))
-            why = errors.get(first.addressing) or (res.stopped if res and res.stopped else None)
-            rc = res.stages[chain.stages.index(first)].returncode if res else None
-            why = why or user_error_line(chain.logs[chain.stages.index(first)], rc)
-            why = why or (f"exit status {rc}" if rc is not None else chain.crash or "did not run")
-            self.say(f"{self.state[first].upper():7s} {first.addressing}: {why}")
-        self.save_active()
+            return
+        res = chain.result
+        first = next(s for s in chain.stages if self.plan.state[s] in (FAILED, CANCELLED))
+        i = chain.stages.index(first)
+        why = chain.errors.get(first.name) or (res.stopped if res and res.stopped else None)
+        rc = res.stages[i].returncode if res else None
+        why = why or user_error_line(chain.logs[i], rc)
+        why = why or (f"exit status {rc}" if rc is not None else chain.crash or "did not run")
+        self.say(f"{self.plan.state[first].upper():7s} {first.name}: {why}")
 
     def job_process(self, chain: Chain) -> int | None:
         """The pid of a local job's process, from its record (None before it starts or once it has ended)."""
@@ -202,34 +243,35 @@ class JobLifecycle:
                     pass
             elif self.settings.executor == "slurm" and chain.job is not None:
                 slurm.append(str(chain.job.job_id))
-        info = {"run_id": self.run_id, "coordinator": os.getpid(), "local_pids": local, "slurm_jobs": slurm}
-        atomic_write_text(self.grid_dir / "active.json", json.dumps(info))
+        info = {"run_id": self.paths.run_id, "coordinator": os.getpid(), "local_pids": local, "slurm_jobs": slurm}
+        atomic_write_text(self.paths.grid_dir / "active.json", json.dumps(info))
 
-    def stop_leftovers(self) -> None:
-        """Jobs of an earlier grid that was killed: they stop on their own when they see the new heartbeat
-        (local jobs within seconds); wait a little, then end what is left."""
-        path = self.grid_dir / "active.json"
+
+def stop_leftovers(grid_dir: Path, say: Callable[[str], None]) -> None:
+    """Jobs of an earlier grid that was killed: they stop on their own when they see the new heartbeat
+    (local jobs within seconds); wait a little, then end what is left."""
+    path = grid_dir / "active.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    import psutil
+
+    def alive(entry) -> bool:  # the same process, not a later one that reuses the pid
         try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        import psutil
+            return psutil.Process(entry[0]).create_time() == entry[1]
+        except (psutil.NoSuchProcess, TypeError, IndexError):
+            return False
 
-        def alive(entry) -> bool:  # the same process, not a later one that reuses the pid
-            try:
-                return psutil.Process(entry[0]).create_time() == entry[1]
-            except (psutil.NoSuchProcess, TypeError, IndexError):
-                return False
-
-        left = [e for e in info.get("local_pids", []) if alive(e)]
-        if left:
-            self.say(f"waiting for {len(left)} job(s) of an earlier grid to stop")
-            deadline = time.monotonic() + 30
-            while left and time.monotonic() < deadline:
-                time.sleep(0.5)
-                left = [e for e in left if alive(e)]
-            for pid, _ in left:
-                terminate_tree(pid)
-        jobs = info.get("slurm_jobs", [])
-        if jobs and shutil.which("scancel"):
-            subprocess.run(["scancel", *jobs], check=False)
+    left = [e for e in info.get("local_pids", []) if alive(e)]
+    if left:
+        say(f"waiting for {len(left)} job(s) of an earlier grid to stop")
+        deadline = time.monotonic() + 30
+        while left and time.monotonic() < deadline:
+            time.sleep(0.5)
+            left = [e for e in left if alive(e)]
+        for pid, _ in left:
+            terminate_tree(pid)
+    jobs = info.get("slurm_jobs", [])
+    if jobs and shutil.which("scancel"):
+        subprocess.run(["scancel", *jobs], check=False)

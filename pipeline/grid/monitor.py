@@ -7,14 +7,15 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from engine.progress import PROGRESS_FILE, read_progress
-from pipeline.grid.dvcrepo import dice_of
+from engine.progress import read_progress
 from pipeline.grid.jobs import read_record
+from pipeline.grid.outputs import dice_of, progress_file
 from pipeline.grid.states import BLOCKED, CACHED, DONE, FAILED, NOT_RUN, UPTODATE
 
 if TYPE_CHECKING:
+    from pipeline.grid.dvcrepo import Plan
     from pipeline.grid.scheduler import Chain
 
 
@@ -49,14 +50,6 @@ def user_error_line(log: Path | str, returncode: int | None) -> str | None:
         return None
     last = tail(log, 1)
     return last if last.startswith("error: ") else None
-
-
-def progress_file(stage: Any) -> Path | None:
-    """The ``progress.json`` a running training keeps beside its outputs (:mod:`engine.progress`), if any."""
-    for folder in dict.fromkeys(Path(str(o.fs_path)).parent for o in stage.outs if getattr(o, "fs_path", None)):
-        if (folder / PROGRESS_FILE).is_file():
-            return folder / PROGRESS_FILE
-    return None
 
 
 def epoch_progress(progress: Path | None, log: Path, started: float | None) -> str:
@@ -109,6 +102,8 @@ class Outcome:
                     "seconds": c.wall(),
                     "dice": dice_of(c.stages) if c.status == DONE else None,
                     "where": c.where,
+                    "estimate_seconds": c.estimate,
+                    "train_seconds": train_seconds(c),
                     "requeued": c.requeues,
                     "epochs_lost": c.lost_epochs,
                     "returncodes": [s.returncode for s in c.result.stages] if c.result else None,
@@ -118,46 +113,81 @@ class Outcome:
         }
 
 
-class Monitoring:
-    """The coordinator's reporting side (a part of :class:`pipeline.grid.coordinator.Grid`)."""
+def train_seconds(chain: Chain) -> float | None:
+    """Wall seconds of the job's first stage (its training, in a train -> evaluate job)."""
+    if chain.result is None or not chain.result.stages:
+        return None
+    first = chain.result.stages[0]
+    return first.end - first.start if first.start is not None and first.end is not None else None
+
+
+def estimate_error(chains: list[Chain]) -> tuple[float, int] | None:
+    """Mean absolute relative error of the finished jobs' estimates against their trainings' wall times, and how
+    many jobs it covers (only jobs that kept one thread: the estimates are one-thread times)."""
+    errors = []
+    for c in chains:
+        real = train_seconds(c)
+        if c.status == DONE and c.estimate and real and {t for _, t in c.threads_log} <= {1}:
+            errors.append(abs(c.estimate - real) / real)
+    return (sum(errors) / len(errors), len(errors)) if errors else None
+
+
+class Monitor:
+    """What the grid prints: a timestamped line per event, periodic progress, the summary."""
+
+    def __init__(self, out: TextIO, t0: float) -> None:
+        self.out, self.t0 = out, t0
 
     def say(self, msg: str) -> None:
         elapsed = int(time.time() - self.t0)
         print(f"[{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {msg}", file=self.out, flush=True)
 
-    def progress(self) -> None:
+    def progress(self, plan: Plan, queued: int, running: list[Chain], on_slurm: bool) -> None:
         counts: dict[str, int] = {}
-        for st in self.state.values():
+        for st in plan.state.values():
             counts[st] = counts.get(st, 0) + 1
         order = ["queued", "running", DONE, CACHED, FAILED, BLOCKED, UPTODATE, "undecided"]
         parts = [f"{counts[k]} {'to check' if k == 'undecided' else k}" for k in order if counts.get(k)]
-        self.say("stages: " + ", ".join(parts) + f"  (jobs: {len(self.queue)} queued, {len(self.running)} running)")
-        for chain in self.running:
+        self.say("stages: " + ", ".join(parts) + f"  (jobs: {queued} queued, {len(running)} running)")
+        for chain in running:
             i = chain.current()
             stage = chain.stages[i]
             what = epoch_progress(progress_file(stage), chain.logs[i], chain.seen.get(i, chain.submitted))
             attempts = read_record(chain.record)["attempts"] if chain.record else []
-            if self.settings.executor == "slurm" and attempts and attempts[-1].get("stopped"):
+            if on_slurm and attempts and attempts[-1].get("stopped"):
                 what = f"requeued ({attempts[-1]['stopped']}), waiting for SLURM to start it again"
-            elif self.settings.executor == "slurm" and not attempts and chain.job.state == "PENDING":
+            elif on_slurm and not attempts and chain.job.state == "PENDING":
                 what = "waiting in SLURM's queue"
             elif len(attempts) > 1:
                 what += f"; requeued {len(attempts) - 1}x"
-            print(f"           {stage.addressing}: {what}  ({chain.where})", file=self.out, flush=True)
+            where = chain.where + (f", now {chain.threads} threads" if len(chain.threads_log) > 1 else "")
+            print(f"           {stage.name}: {what}  ({where})", file=self.out, flush=True)
 
-    def summary(self, outcome: Outcome) -> None:
+    def table(self, chains: list[Chain]) -> None:
         from tabulate import tabulate
 
         rows = []
-        requeued = any(c.requeues or c.lost_epochs for c in outcome.chains)
-        for c in outcome.chains:
+        requeued = any(c.requeues or c.lost_epochs for c in chains)
+        estimated = any(c.estimate for c in chains)
+        for c in chains:
             dice = dice_of(c.stages) if c.status == DONE else None
             rows.append([c.label, c.status, fmt_s(c.wall()), "-" if dice is None else f"{dice:.2f}", c.where])
-            rows[-1][4:4] = [c.requeues, c.lost_epochs] if requeued else []
+            rows[-1][3:3] = [fmt_s(train_seconds(c) if c.estimate else None), fmt_s(c.estimate)] if estimated else []
+            rows[-1][-1:-1] = [c.requeues, c.lost_epochs] if requeued else []
         if rows:
-            headers = ["run", "status", "wall", "test Dice %", *(["requeued", "epochs lost"] * requeued), "where"]
+            cols = ["train", "estimate (1 thread)"] * estimated + ["test Dice %"]
+            headers = ["run", "status", "wall", *cols, *(["requeued", "epochs lost"] * requeued), "where"]
             print("", file=self.out)
             print(tabulate(rows, headers=headers), file=self.out)
+        err = estimate_error(chains)
+        if err is not None:
+            print(
+                f"estimates: mean error {100 * err[0]:.0f} % of the training's time ({err[1]} one-thread runs)",
+                file=self.out,
+            )
+
+    def summary(self, outcome: Outcome, plan: Plan) -> None:
+        self.table(outcome.chains)
         counts: dict[str, int] = {}
         for st in outcome.states.values():
             counts[st] = counts.get(st, 0) + 1
@@ -167,21 +197,8 @@ class Monitoring:
             file=self.out,
         )
         for c in outcome.chains:
-            for i, stage in enumerate(c.stages):
-                if self.state.get(stage) != FAILED:
-                    continue
-                res = c.result.stages[i] if c.result else None
-                err = getattr(c, "errors", {}).get(stage.addressing)
-                user_error = user_error_line(c.logs[i], res.returncode if res else None)
-                if user_error and not err:  # the stage refused its input: its one line says it all
-                    print(f"\nFAILED {stage.addressing}: {user_error}", file=self.out)
-                    continue
-                why = err or (f"exit status {res.returncode}" if res and res.returncode is not None else None)
-                why = why or (c.result.stopped if c.result and c.result.stopped else c.crash or "did not run")
-                print(f"\nFAILED {stage.addressing} ({why}); log {c.logs[i]}:", file=self.out)
-                text = tail(c.logs[i]) or (c.crash or "")
-                print("    " + text.replace("\n", "\n    "), file=self.out)
-        blocked = [s.addressing for s, st in self.state.items() if st == BLOCKED]
+            self.failures(c, plan)
+        blocked = [s.name for s, st in plan.state.items() if st == BLOCKED]
         if blocked:
             shown = ", ".join(blocked[:8]) + (f" and {len(blocked) - 8} more" if len(blocked) > 8 else "")
             print(f"\nnot run (they need a failed stage): {shown}", file=self.out)
@@ -189,6 +206,23 @@ class Monitoring:
             print("\ninterrupted: the finished stages are recorded; run the grid again to go on.", file=self.out)
         elif outcome.exit_code:
             print("\nrun the grid again to retry the failed stages (finished ones are not rerun).", file=self.out)
-        elif self.excluded:
-            print(f"\nleft to `dvc repro`: {', '.join(self.excluded)}", file=self.out)
+        elif plan.excluded:
+            print(f"\nleft to `dvc repro`: {', '.join(plan.excluded)}", file=self.out)
         self.out.flush()
+
+    def failures(self, c: Chain, plan: Plan) -> None:
+        """Each failed stage of a job: its one-line reason and the end of its log."""
+        for i, stage in enumerate(c.stages):
+            if plan.state.get(stage) != FAILED:
+                continue
+            res = c.result.stages[i] if c.result else None
+            err = c.errors.get(stage.name)
+            user_error = user_error_line(c.logs[i], res.returncode if res else None)
+            if user_error and not err:  # the stage refused its input: its one line says it all
+                print(f"\nFAILED {stage.name}: {user_error}", file=self.out)
+                continue
+            why = err or (f"exit status {res.returncode}" if res and res.returncode is not None else None)
+            why = why or (c.result.stopped if c.result and c.result.stopped else c.crash or "did not run")
+            print(f"\nFAILED {stage.name} ({why}); log {c.logs[i]}:", file=self.out)
+            text = tail(c.logs[i]) or (c.crash or "")
+            print("    " + text.replace("\n", "\n    "), file=self.out)

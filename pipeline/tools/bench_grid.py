@@ -1,14 +1,18 @@
 """Benchmark: ``pipeline.grid`` (N jobs at once) against ``dvc repro`` on the same pipeline, from scratch.
 
-    python -m pipeline.tools.bench_grid --jobs 2                   # the active params.yaml of this working tree
+    python -m pipeline.tools.bench_grid                     # the active params.yaml; the grid as `make repro` runs it
+    python -m pipeline.tools.bench_grid --floor             # and a grid at one thread per job: the floor
     python -m pipeline.tools.bench_grid --jobs 2 --set train.epochs=1 --set 'models={unet: {}, unetpp: {}}'
 
-Makes two fresh copies of the working tree (the files git tracks or would track, without .venv, the DVC
-cache, dvc.lock or any stage output), runs ``dvc repro`` in one and ``python -m pipeline.grid --jobs N``
-(what ``make grid JOBS=N`` runs) in the other, one after the other, and prints both wall times, their
-ratio, whether ``dvc status`` is clean in each copy afterwards, and how far the two runs' results are
-apart (checkpoint hashes from dvc.lock, every number of every metrics.json). The copies stay under
-``--workdir`` for inspection (``--clean`` removes them).
+Makes fresh copies of the working tree (the files git tracks or would track, without .venv, the DVC cache,
+dvc.lock or any stage output), runs ``dvc repro`` in one and ``python -m pipeline.grid`` (what ``make repro``
+runs; ``--jobs N``: ``make grid JOBS=N``) in the other, then ``dvc repro`` there for whatever the grid left to it
+(grid+report), one after the other. It prints the machine (CPU model, bf16 or not, torch), both wall times and
+their ratio, each training's estimate beside its time, whether ``dvc status`` is clean in each copy afterwards,
+and how far the two runs' results are apart (checkpoint hashes from dvc.lock, every number of every
+metrics.json). With ``--floor``, a third copy runs the grid with one thread per job and a job per core: the sum
+of its jobs' times over the cores is the floor no schedule can beat. The copies stay under ``--workdir`` for
+inspection (``--clean`` removes them).
 """
 
 from __future__ import annotations
@@ -69,16 +73,9 @@ def copy_tree(source: Path, dest: Path, overrides: list[str]) -> None:
 
 def remove_outputs(root: Path) -> None:
     """Delete every output of every stage DVC lists (committed metrics and reports included)."""
-    from dvc.repo import Repo
+    from pipeline.grid.dvc_adapter import output_paths
 
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        with Repo(str(root)) as repo:
-            paths = [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
-    finally:
-        os.chdir(cwd)
-    for path in paths:
+    for path in output_paths(root):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -172,99 +169,164 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
     }
 
 
-def _time_repro(a: Path, dvc: str, env: dict[str, str], threads: int | None) -> dict[str, Any]:
-    """Run ``dvc repro`` in copy ``a`` and time it; returns its seconds, exit status, dvc status and load."""
-    repro_env = dict(env)
-    if threads:
-        repro_env["OMP_NUM_THREADS"] = str(threads)
-    print(f"[1/2] dvc repro in {a} ...", flush=True)
+def run_grid_copy(root: Path, grid_args: list[str], env: dict[str, str], dvc: str, label: str) -> dict[str, Any]:
+    """``python -m pipeline.grid`` in a copy, then ``dvc repro`` there for what the grid left to it (excluded
+    stages such as the report): their wall times, exit statuses, ``dvc status`` and the grid's summary.json."""
+    cmd = [sys.executable, "-m", "pipeline.grid", "--progress-s", "60", "--summary-json", "grid_summary.json"]
+    cmd += grid_args
+    print(f"[{label}] {' '.join(cmd[1:])} in {root} ...", flush=True)
     load0 = os.getloadavg()[0]
-    t_repro, rc = timed([dvc, "repro"], a, repro_env, a / "bench_repro.log")
+    seconds, rc = timed(cmd, root, env, root / "bench_grid.log")
+    rest, rest_rc = timed([dvc, "repro"], root, env, root / "bench_grid_rest.log") if rc == 0 else (0.0, None)
     load = (load0 + os.getloadavg()[0]) / 2
-    measured = {"repro_seconds": t_repro, "repro_rc": rc, "repro_status": dvc_status(a, dvc, env), "repro_load": load}
-    print(f"      {t_repro:.1f} s, exit {rc}; load average around {load:.1f}", flush=True)
-    return measured
+    try:
+        summary = json.loads((root / "grid_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    print(
+        f"      {seconds:.1f} s (+ {rest:.1f} s of dvc repro for what it left), exit {rc}; load ~{load:.1f}", flush=True
+    )
+    return {
+        "seconds": seconds + rest,
+        "grid_seconds": seconds,
+        "rest_seconds": rest,
+        "rc": rc or rest_rc or 0,
+        "status": dvc_status(root, dvc, env),
+        "load": load,
+        "runs": summary.get("runs", []),
+    }
 
 
-def _print_summary(result: dict[str, Any], a: Path, b: Path, *, jobs: int, skip_repro: bool) -> None:
-    """Both wall times and their ratio, dvc status in each copy, how far the results are apart, the logs."""
-    t_grid, rc = result["grid_seconds"], result["grid_rc"]
-    if not skip_repro:
-        ratio = result["ratio"]
-        print(f"dvc repro:               {result['repro_seconds']:8.1f} s   (exit {result['repro_rc']})")
-        print(f"pipeline.grid --jobs {jobs}: {t_grid:8.1f} s   (exit {rc})")
-        print(f"ratio grid / repro:      {ratio:8.2f}   (target <= 0.75: {'met' if ratio <= 0.75 else 'NOT met'})")
-        print(f"dvc status after repro:  {'clean' if not result['repro_status'] else result['repro_status']}")
-    print(f"dvc status after grid:   {'clean' if not result['grid_status'] else result['grid_status']}")
-    if not skip_repro:
+def job_times(runs: list[dict]) -> tuple[float, list[dict]]:
+    """The sum of the jobs' wall seconds, and each training's time beside its estimate (from summary.json)."""
+    total = sum(r.get("seconds") or 0.0 for r in runs if r.get("status") == "done")
+    rows = [
+        {
+            "job": r["stages"][0],
+            "estimate_s": r.get("estimate_seconds"),
+            "train_s": r.get("train_seconds"),
+            "where": r.get("where"),
+        }
+        for r in runs
+        if r.get("estimate_seconds")
+    ]
+    return total, rows
+
+
+def this_machine() -> dict[str, Any]:
+    """CPU model, whether it has bf16, GPU, torch: what the times depend on."""
+    from pipeline.grid.estimate import machine
+
+    return {**machine(), "cores": os.cpu_count()}
+
+
+def report(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(
+        f"\nmachine: {m['cpu']} ({'bf16' if m['bf16'] else 'no bf16: fp32 unless amp is off anyway'}), "
+        f"{m['cores']} cores, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+    )
+    grid = result["grid"]
+    if "repro" in result:
+        repro = result["repro"]
+        print(f"dvc repro:                      {repro['seconds']:8.1f} s   (exit {repro['rc']})")
+    print(f"grid ({result['grid_args'] or 'default'}) + report: {grid['seconds']:8.1f} s   (exit {grid['rc']})")
+    if "floor" in result:
+        floor = result["floor"]
         print(
-            f"checkpoints: {result['checkpoints_identical']} identical, "
-            f"{len(result['checkpoints_different'])} different"
+            f"floor (1-thread job times / {m['cores']}): {floor['floor_seconds']:8.1f} s   "
+            f"(from a grid at one thread per job: {floor['seconds']:.1f} s)"
+        )
+    if "repro" in result:
+        ratio = result["ratio"]
+        print(
+            f"ratio grid+report / repro:      {ratio:8.2f}   (target <= 0.75: {'met' if ratio <= 0.75 else 'NOT met'})"
+        )
+        print(f"dvc status after repro:  {'clean' if not repro['status'] else repro['status']}")
+    print(f"dvc status after grid:   {'clean' if not grid['status'] else grid['status']}")
+    for row in result["estimates"]:
+        err = (row["estimate_s"] - row["train_s"]) / row["train_s"] if row["train_s"] else None
+        print(
+            f"  {row['job']:40s} estimate {row['estimate_s']:7.1f} s  train {row['train_s'] or 0:7.1f} s  "
+            f"{'' if err is None else f'error {100 * err:+.0f} %'}  ({row['where']})"
+        )
+    if "compared" in result:
+        c = result["compared"]
+        print(
+            f"checkpoints: {c['checkpoints_identical']} identical, {len(c['checkpoints_different'])} different"
             + (
-                f" (largest weight difference among those {result['max_weight_difference_of_different']:.3g})"
-                if result["max_weight_difference_of_different"] is not None
+                f" (largest weight difference {c['max_weight_difference_of_different']:.3g})"
+                if c["max_weight_difference_of_different"] is not None
                 else ""
             )
-            + "; metrics: "
-            f"{result['metric_values_compared']} values, largest difference {result['max_metric_difference']:.3g}"
-            + (f" ({result['max_difference_at']})" if result["max_metric_difference"] else "")
+            + f"; metrics: {c['metric_values_compared']} values, largest difference {c['max_metric_difference']:.3g}"
+            + (f" ({c['max_difference_at']})" if c["max_metric_difference"] else "")
         )
-    print(f"logs: {a / 'bench_repro.log'}, {b / 'bench_grid.log'}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.tools.bench_grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=2, help="the grid's jobs at once (default 2)")
+    parser.add_argument("--jobs", type=int, help="the grid's jobs at once (default: the grid's own, as make repro)")
     parser.add_argument("--source", default=".", help="the working tree to copy (default: here)")
-    parser.add_argument("--workdir", default="/tmp/bench_grid", help="where the two copies go")
+    parser.add_argument("--workdir", default="/tmp/bench_grid", help="where the copies go")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML", help="params.yaml override")
     parser.add_argument("--repro-threads", type=int, help="OMP_NUM_THREADS for dvc repro (default: torch's own)")
     parser.add_argument("--grid-args", default="", help="more arguments for pipeline.grid, e.g. '--gpus none'")
     parser.add_argument("--skip-repro", action="store_true", help="only the grid (no ratio)")
+    parser.add_argument("--floor", action="store_true", help="also a grid at one thread per job, all cores: the floor")
     parser.add_argument("--json", help="write the measurements here too")
     parser.add_argument("--clean", action="store_true", help="remove the copies afterwards")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     source = Path(args.source).resolve()
     if not (source / "dvc.yaml").exists():
         raise UserError(f"{source}: no dvc.yaml (run from the repository root or pass --source)")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    a, b = work / "repro", work / "grid"
+    copies = {"grid": work / "grid", **({} if args.skip_repro else {"repro": work / "repro"})}
+    copies.update({"floor": work / "floor"} if args.floor else {})
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("OMP_NUM_THREADS", None)
     dvc = str(bindir / "dvc")
-    print(f"copying {source} (without outputs) to {a} and {b}", flush=True)
-    copy_tree(source, a, args.set)
-    copy_tree(source, b, args.set)
-    result: dict[str, Any] = {"jobs": args.jobs, "cores": os.cpu_count(), "overrides": args.set}
+    print(f"copying {source} (without outputs) to {', '.join(map(str, copies.values()))}", flush=True)
+    for copy in copies.values():
+        copy_tree(source, copy, args.set)
+    grid_args = ([f"--jobs={args.jobs}"] if args.jobs else []) + args.grid_args.split()
+    result: dict[str, Any] = {"machine": this_machine(), "overrides": args.set, "grid_args": " ".join(grid_args)}
 
-    if not args.skip_repro:
-        result.update(_time_repro(a, dvc, env, args.repro_threads))
-
-    grid_cmd = [sys.executable, "-m", "pipeline.grid", "--jobs", str(args.jobs), "--progress-s", "60"]
-    grid_cmd += args.grid_args.split()
-    print(f"[2/2] {' '.join(grid_cmd[1:])} in {b} ...", flush=True)
-    load0 = os.getloadavg()[0]
-    t_grid, rc = timed(grid_cmd, b, env, b / "bench_grid.log")
-    load = (load0 + os.getloadavg()[0]) / 2
-    result.update(grid_seconds=t_grid, grid_rc=rc, grid_status=dvc_status(b, dvc, env), grid_load=load)
-    print(f"      {t_grid:.1f} s, exit {rc}; load average around {load:.1f}", flush=True)
-    if max(load0, load) > (os.cpu_count() or 1) + 1.0:
+    if "repro" in copies:
+        repro_env = {**env, **({"OMP_NUM_THREADS": str(args.repro_threads)} if args.repro_threads else {})}
+        print(f"[repro] dvc repro in {copies['repro']} ...", flush=True)
+        load0 = os.getloadavg()[0]
+        seconds, rc = timed([dvc, "repro"], copies["repro"], repro_env, copies["repro"] / "bench_repro.log")
+        load = (load0 + os.getloadavg()[0]) / 2
+        result["repro"] = {"seconds": seconds, "rc": rc, "status": dvc_status(copies["repro"], dvc, env), "load": load}
+        print(f"      {seconds:.1f} s, exit {rc}; load average around {load:.1f}", flush=True)
+    result["grid"] = run_grid_copy(copies["grid"], grid_args, env, dvc, "grid")
+    _, result["estimates"] = job_times(result["grid"]["runs"])
+    if "floor" in copies:
+        cores = os.cpu_count() or 1
+        floor_args = [f"--jobs={cores}", "--threads-per-job=1", *args.grid_args.split()]
+        result["floor"] = run_grid_copy(copies["floor"], floor_args, env, dvc, "floor")
+        result["floor"]["floor_seconds"] = job_times(result["floor"]["runs"])[0] / cores
+    if "repro" in result:
+        result["ratio"] = result["grid"]["seconds"] / result["repro"]["seconds"]
+        result["compared"] = compare(copies["repro"], copies["grid"])
+    if max(r.get("load", 0.0) for r in (result.get("repro", {}), result["grid"])) > (os.cpu_count() or 1) + 1.0:
         print("      (other processes were using this machine's cores: the times are not comparable)")
-
-    print()
-    if not args.skip_repro:
-        result.update(ratio=t_grid / result["repro_seconds"], **compare(a, b))
-    _print_summary(result, a, b, jobs=args.jobs, skip_repro=args.skip_repro)
+    report(result)
+    print(f"logs: {', '.join(str(c / 'bench_grid.log') for c in copies.values() if c.name != 'repro')}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     if args.clean:
-        shutil.rmtree(a, ignore_errors=True)
-        shutil.rmtree(b, ignore_errors=True)
-    clean = not result["grid_status"] and (args.skip_repro or not result["repro_status"])
-    return 0 if clean and rc == 0 and result.get("repro_rc", 0) == 0 else 1
+        for copy in copies.values():
+            shutil.rmtree(copy, ignore_errors=True)
+    runs = [result[k] for k in ("repro", "grid", "floor") if k in result]
+    return 0 if all(not r["status"] and r["rc"] == 0 for r in runs) else 1
 
 
 if __name__ == "__main__":
