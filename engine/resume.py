@@ -152,15 +152,35 @@ def restore(path: Path, rank: int, model, optimizer, scheduler, scaler) -> RunSt
     )
 
 
+@dataclass(frozen=True)
+class TrainingObjects:
+    """The objects whose state resume.pt carries besides :class:`RunState`."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where and how a run trained, for train.json."""
+
+    device: str
+    world: int
+    precision: str
+    weights: dict  # what each backbone started from (models.pretrained.loaded_weights)
+
+
 def save_resume(
-    path: Path, progress: RunState, improved: bool, model, optimizer, scheduler, scaler, rngs, cfg, fingerprint
+    path: Path, progress: RunState, objects: TrainingObjects, *, improved: bool, rngs, cfg, fingerprint
 ) -> None:
     """Write resume.pt after ``progress.epochs_done`` epochs (``improved``: this epoch's weights are the best)."""
     state = {
-        "model": progress.best_weights if improved else model_state(model),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        "model": progress.best_weights if improved else model_state(objects.model),
+        "optimizer": objects.optimizer.state_dict(),
+        "scheduler": objects.scheduler.state_dict(),
+        "scaler": objects.scaler.state_dict(),
         "epoch": progress.epochs_done,
         "best": progress.best,
         "best_model": None if improved else progress.best_weights,  # None: the same as "model"
@@ -185,14 +205,7 @@ def kept_files(out: Path, progress: RunState) -> str:
 
 
 def run_summary(
-    cfg: TrainConfig,
-    progress: RunState,
-    no_val: bool,
-    device: str,
-    world: int,
-    precision: str,
-    weights: dict,
-    resumed: list[dict] | None = None,
+    cfg: TrainConfig, progress: RunState, run: RunRecord, *, no_val: bool, resumed: list[dict] | None = None
 ) -> dict:
     """train.json: the run's settings, best epoch, totals, device, ``weights`` (what each backbone started from:
     :func:`models.pretrained.loaded_weights`; empty when the model trained from scratch) and, for a run that was
@@ -212,10 +225,10 @@ def run_summary(
         "steps": totals["steps"],
         "seconds": round(sum(r["seconds"] for r in log), 2),
         "images_per_second": round(totals["images"] / totals["train_seconds"], 3) if totals["train_seconds"] else None,
-        "device_name": device,
-        "world_size": world,
-        "precision": precision,
-        "weights": weights,
+        "device_name": run.device,
+        "world_size": run.world,
+        "precision": run.precision,
+        "weights": run.weights,
         "recipe": cfg.recipe(),  # what the (B) flag of the reports compares with the shared train: section
         **({"resumed": resumed} if resumed else {}),
     }

@@ -42,8 +42,9 @@ import json
 import math
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.cli import run
 from core.errors import UserError
@@ -161,9 +162,7 @@ def validate(model, loader, criterion, device, memory_format, amp_dtype) -> tupl
     return 100.0 * dice / n, loss_sum / n
 
 
-def train_one_epoch(
-    net, model, loader, criterion, optimizer, scheduler, scaler, amp_dtype, cfg, epoch, device, bar
-) -> dict:
+def train_one_epoch(s: Session, epoch: int, bar) -> dict:
     """One pass over the training loader; returns its loss, Dice (percent), images and steps.
 
     The loss and Dice are summed on the device; the host reads them (and whether a loss was non-finite)
@@ -171,28 +170,28 @@ def train_one_epoch(
     """
     import torch
 
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    device, loader, scheduler, scaler = s.device, s.train_loader, s.scheduler, s.scaler
     check_every = HOST_SYNC_EVERY.get(device.type, 1)
     world = world_size()
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, Dice sum (all processes: reduced)
     seen = 0  # images, all processes (each process gets the same number of full batches)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first step with a non-finite loss
-    net.train()
+    s.net.train()
     for step, (images, masks) in enumerate(loader):
-        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        images = images.to(device, non_blocking=True, memory_format=s.memory_format)
         masks = masks.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = net(images)
-            loss = criterion(logits, masks)
+        with torch.autocast(device.type, dtype=s.amp_dtype, enabled=s.amp_dtype is not None):
+            logits = s.net(images)
+            loss = s.criterion(logits, masks)
         if check_every == 1 and not bool(all_reduce(torch.isfinite(loss.detach()).int(), "min")):
             # Where reading the loss costs nothing, stop before a NaN reaches backward (on the CPU,
             # grid_sample's backward crashes the process on NaN sampling positions).
             raise NonFiniteError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}")
-        optimizer.zero_grad(set_to_none=True)
+        s.optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
+        scaler.unscale_(s.optimizer)
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.grad_clip)
+        scaler.step(s.optimizer)
         scaler.update()
         scheduler.step()
 
@@ -246,32 +245,59 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         return _train(cfg, resume, stop)
 
 
-def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
+@dataclass
+class Session:
+    """Everything one training run works with once it is set up (:func:`set_up`)."""
+
+    cfg: TrainConfig  # with the epochs of a step budget resolved
+    out: Path
+    rank: int
+    world: int
+    device: Any
+    amp_dtype: Any  # torch.float16 / torch.bfloat16 under autocast, None for fp32
+    precision: str  # "fp16-amp", "bf16-amp" or "fp32", as train.json records it
+    memory_format: Any
+    train_loader: Any
+    val_loader: Any
+    sampler: Any
+    model: Any  # what is saved and validated
+    net: Any  # what the training step calls: the model, wrapped by DDP and torch.compile where asked
+    criterion: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    fingerprint: dict  # what a resume.pt must have been saved with
+    weights: dict  # what the backbones started from
+    resuming: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def no_val(self) -> bool:
+        return len(self.val_loader.dataset) == 0
+
+
+def set_up(cfg: TrainConfig, resume: bool) -> Session:
+    """Check the data and the model, build loaders, model and optimiser; only then open the run folder."""
     import torch
     import torch.nn as nn
     from torch.nn.parallel import DistributedDataParallel
-    from tqdm import tqdm
 
-    from core.fsutil import atomic_write_json
     from engine import distributed as dist
-    from engine import progress as pg
     from engine import resume as rs
-    from engine.checkpoint import model_state, save_best
     from engine.factory import check_input_size, check_model_runs, model_from_entry
     from engine.recipe import epochs_for_steps, optimisation
-    from engine.runtime import autocast_dtype, device_name, interactive, seed_everything
-    from engine.threads import ThreadBudget
+    from engine.runtime import autocast_dtype, seed_everything
     from models.pretrained import loaded_weights
 
-    out = Path(cfg.out)
     split = check_prepared(Path(cfg.data))
     check_input_size(cfg.builder, cfg.img_size)
     rank, world, device = dist.init_distributed(cfg.device)
-    is_main = rank == 0
     amp_dtype = autocast_dtype(device, cfg.amp)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest convolution once
-
     seed_everything(cfg.seed)
     train_loader, val_loader, sampler = make_loaders(cfg, split, rank, world, device)
     if cfg.steps is not None:  # a budget in optimiser steps: the epochs follow from this split and batch
@@ -283,108 +309,158 @@ def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
     # Every check has passed: only now is the run folder touched
     precision = {torch.float16: "fp16-amp", torch.bfloat16: "bf16-amp"}.get(amp_dtype, "fp32")
     fingerprint = rs.run_fingerprint(cfg, world, precision)
-    resuming = rs.open_run_folder(out, fingerprint, resume, is_main)
+    resuming = rs.open_run_folder(Path(cfg.out), fingerprint, resume, rank == 0)
 
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     if cfg.sync_bn and world > 1:
         if device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        elif is_main:
+        elif rank == 0:
             print("sync_bn: PyTorch's SyncBatchNorm needs CUDA; keeping per-process BatchNorm on the CPU", flush=True)
-    net = model  # what the training step calls; `model` is what is saved and validated
+    net = model
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
-    steps_per_epoch = len(train_loader)
-    criterion, optimizer, scheduler, scaler = optimisation(model, cfg, steps_per_epoch, device, amp_dtype)
-    progress, resumed = rs.RunState(), []
-    if resuming:
-        progress = rs.restore(out / "resume.pt", rank, model, optimizer, scheduler, scaler)
-        if is_main and progress.best["epoch"]:  # `dvc repro` deletes best.pt before rerunning a stage, and a
-            # killed run may have written a later one: best.pt is made the best of the epochs resume.pt has done
-            save_best(out / "best.pt", progress.best_weights, cfg, progress.best)
-        if is_main:
-            resumed = pg.resumption(out, progress.log)
-            if resumed[-1]["lost_epochs"]:
-                print(f"lost since the checkpoint: {resumed[-1]['lost_epochs']} epoch(s) trained", flush=True)
-            pg.write_progress(out, cfg.epochs, progress.log, progress.saved_epoch, resumed)
+    criterion, optimizer, scheduler, scaler = optimisation(model, cfg, len(train_loader), device, amp_dtype)
+    return Session(
+        cfg, Path(cfg.out), rank, world, device, amp_dtype, precision, memory_format,
+        train_loader, val_loader, sampler, model, net, criterion, optimizer, scheduler, scaler,
+        fingerprint, weights, resuming,
+    )  # fmt: skip
 
-    no_val = len(val_loader.dataset) == 0
-    bar_enabled = is_main and interactive()
+
+def restore_state(s: Session) -> tuple[Any, list[dict]]:
+    """The run state to start from: resume.pt's when the run continues (best.pt rewritten from it), else a new one;
+    and the record of the interruptions."""
+    from engine import progress as pg
+    from engine import resume as rs
+    from engine.checkpoint import save_best
+
+    if not s.resuming:
+        return rs.RunState(), []
+    state = rs.restore(s.out / "resume.pt", s.rank, s.model, s.optimizer, s.scheduler, s.scaler)
+    resumed: list[dict] = []
+    if s.is_main and state.best["epoch"]:  # `dvc repro` deletes best.pt before rerunning a stage, and a
+        # killed run may have written a later one: best.pt is made the best of the epochs resume.pt has done
+        save_best(s.out / "best.pt", state.best_weights, s.cfg, state.best)
+    if s.is_main:
+        resumed = pg.resumption(s.out, state.log)
+        if resumed[-1]["lost_epochs"]:
+            print(f"lost since the checkpoint: {resumed[-1]['lost_epochs']} epoch(s) trained", flush=True)
+        pg.write_progress(s.out, s.cfg.epochs, state.log, state.saved_epoch, resumed)
+    return state, resumed
+
+
+def run_epoch(s: Session, state, epoch: int) -> tuple[dict, float | None, float | None]:
+    """Train one epoch, then validate and check for divergence before anything of it is saved; returns the
+    epoch's training statistics (with its seconds) and the validation Dice and loss."""
+    from tqdm import tqdm
+
+    from engine import distributed as dist
+    from engine import resume as rs
+    from engine.runtime import interactive
+
+    t0 = time.perf_counter()
+    s.sampler.set_epoch(epoch)  # data order and augmentation: functions of (seed, epoch) only
+    disable = not (s.is_main and interactive())
+    bar = tqdm(total=len(s.train_loader), desc=f"epoch {epoch + 1}/{s.cfg.epochs}", leave=False, disable=disable)
+    try:
+        stats = train_one_epoch(s, epoch, bar)
+    except NonFiniteError as err:
+        raise NonFiniteError(f"{err}; {rs.kept_files(s.out, state)}") from None
+    finally:
+        bar.close()
+    stats.update(t0=t0, train_seconds=time.perf_counter() - t0)
+    val_dice = val_loss = problem = None
+    if s.is_main:
+        val_dice, val_loss = validate(s.model, s.val_loader, s.criterion, s.device, s.memory_format, s.amp_dtype)
+        problem = divergence(s.model, val_dice, val_loss, epoch)
+    problem = dist.from_rank0(problem)
+    if problem:
+        raise NonFiniteError(f"{problem}: training diverged (lower train.lr?); {rs.kept_files(s.out, state)}")
+    return stats, val_dice, val_loss
+
+
+def record_epoch(
+    s: Session, state, epoch: int, stats: dict, validation: tuple, *, save_resume: bool, rngs, resumed: list[dict]
+) -> None:
+    """On the main process: keep best.pt, append the log row, save resume.pt when due, write log.csv and
+    progress.json, print the epoch's line."""
+    from engine import progress as pg
+    from engine import resume as rs
+    from engine.checkpoint import model_state, save_best
+
+    val_dice, val_loss = validation
+    improved = s.no_val or val_dice > state.best["val_dice"]  # without validation the last epoch is kept
+    if improved:
+        state.best = {"val_dice": -math.inf if s.no_val else val_dice, "epoch": epoch + 1}
+        state.best_weights = model_state(s.model)
+        save_best(s.out / "best.pt", state.best_weights, s.cfg, state.best)
+    row = {
+        "epoch": epoch + 1,
+        "lr": s.optimizer.param_groups[0]["lr"],
+        "train_loss": round(stats["train_loss"], 6),
+        "train_dice": round(stats["train_dice"], 4),
+        "val_dice": None if s.no_val else round(val_dice, 4),
+        "val_loss": None if s.no_val else round(val_loss, 6),
+        "seconds": round(time.perf_counter() - stats["t0"], 3),
+    }
+    state.log.append(row)
+    if save_resume:
+        objects = rs.TrainingObjects(s.model, s.optimizer, s.scheduler, s.scaler)
+        rs.save_resume(s.out / "resume.pt", state, objects, improved=improved, rngs=rngs, cfg=s.cfg,
+                       fingerprint=s.fingerprint)  # fmt: skip
+    write_log(s.out / "log.csv", state.log)
+    pg.write_progress(s.out, s.cfg.epochs, state.log, state.saved_epoch, resumed)
+    val_text = "" if s.no_val else f" val_dice {val_dice:.2f}% val_loss {val_loss:.4f}"
+    print(
+        f"epoch {epoch + 1}/{s.cfg.epochs} lr {row['lr']:.2e} loss {row['train_loss']:.4f} "
+        f"dice {row['train_dice']:.2f}%{val_text} {row['seconds']:.1f}s{' *' if improved else ''}",
+        flush=True,
+    )
+
+
+def _train(cfg: TrainConfig, resume: bool, stop) -> dict:
+    import torch
+
+    from core.fsutil import atomic_write_json
+    from engine import distributed as dist
+    from engine import progress as pg
+    from engine import resume as rs
+    from engine.runtime import device_name
+    from engine.threads import ThreadBudget
+
+    s = set_up(cfg, resume)
+    cfg = s.cfg
+    state, resumed = restore_state(s)
     threads = ThreadBudget()  # pipeline.grid may lend this job the cores of a finished one: taken between epochs
-    for epoch in range(progress.epochs_done, cfg.epochs):
+    for epoch in range(state.epochs_done, cfg.epochs):
         threads.follow(epoch)
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)  # data order and augmentation: functions of (seed, epoch) only
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not bar_enabled)
-        try:
-            stats = train_one_epoch(
-                net, model, train_loader, criterion, optimizer, scheduler, scaler, amp_dtype, cfg, epoch, device, bar
-            )
-        except NonFiniteError as err:
-            raise NonFiniteError(f"{err}; {rs.kept_files(out, progress)}") from None
-        finally:
-            bar.close()
-        train_seconds = time.perf_counter() - t0
-
-        # Validation and the divergence check, before anything of this epoch is saved
-        val_dice = val_loss = problem = None
-        if is_main:
-            val_dice, val_loss = validate(model, val_loader, criterion, device, memory_format, amp_dtype)
-            problem = divergence(model, val_dice, val_loss, epoch)
-        problem = dist.from_rank0(problem)
-        if problem:
-            raise NonFiniteError(f"{problem}: training diverged (lower train.lr?); {rs.kept_files(out, progress)}")
-
-        progress.epochs_done = epoch + 1
-        for key in ("steps", "images"):
-            progress.totals[key] += stats[key]
-        progress.totals["train_seconds"] += train_seconds
-        stopping = bool(all_reduce(torch.tensor(int(stop.received is not None), device=device)))  # any process
+        stats, val_dice, val_loss = run_epoch(s, state, epoch)
+        state.epochs_done = epoch + 1
+        for key in ("steps", "images", "train_seconds"):
+            state.totals[key] += stats[key]
+        stopping = bool(all_reduce(torch.tensor(int(stop.received is not None), device=s.device)))  # any process
         save_resume = ((epoch + 1) % cfg.checkpoint_every == 0 or stopping) and epoch + 1 < cfg.epochs
-        rngs = dist.gather_rng_states(world) if save_resume else None  # a collective: every process
-        if is_main:
-            improved = no_val or val_dice > progress.best["val_dice"]  # without validation the last epoch is kept
-            if improved:
-                progress.best = {"val_dice": -math.inf if no_val else val_dice, "epoch": epoch + 1}
-                progress.best_weights = model_state(model)
-                save_best(out / "best.pt", progress.best_weights, cfg, progress.best)
-            row = {
-                "epoch": epoch + 1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": round(stats["train_loss"], 6),
-                "train_dice": round(stats["train_dice"], 4),
-                "val_dice": None if no_val else round(val_dice, 4),
-                "val_loss": None if no_val else round(val_loss, 6),
-                "seconds": round(time.perf_counter() - t0, 3),
-            }
-            progress.log.append(row)
-            if save_resume:
-                rs.save_resume(
-                    out / "resume.pt", progress, improved, model, optimizer, scheduler, scaler, rngs, cfg, fingerprint
-                )
-            write_log(out / "log.csv", progress.log)
-            pg.write_progress(out, cfg.epochs, progress.log, progress.saved_epoch, resumed)
-            val_text = "" if no_val else f" val_dice {val_dice:.2f}% val_loss {val_loss:.4f}"
-            print(
-                f"epoch {epoch + 1}/{cfg.epochs} lr {row['lr']:.2e} loss {row['train_loss']:.4f} "
-                f"dice {row['train_dice']:.2f}%{val_text} {row['seconds']:.1f}s{' *' if improved else ''}",
-                flush=True,
-            )
+        rngs = dist.gather_rng_states(s.world) if save_resume else None  # a collective: every process
+        if s.is_main:
+            validation = (val_dice, val_loss)
+            record_epoch(s, state, epoch, stats, validation, save_resume=save_resume, rngs=rngs, resumed=resumed)
         elif save_resume:
-            progress.saved_epoch = epoch + 1
+            state.saved_epoch = epoch + 1
         dist.barrier()
         if save_resume and stopping:  # asked to stop (SIGTERM, SIGUSR2), resume.pt saved: end here
             raise Stopped(stop.received or signal.SIGTERM, epoch + 1, cfg.epochs)
 
-    summary = rs.run_summary(cfg, progress, no_val, device_name(device), world, precision, weights, resumed)
+    run = rs.RunRecord(device=device_name(s.device), world=s.world, precision=s.precision, weights=s.weights)
+    summary = rs.run_summary(cfg, state, run, no_val=s.no_val, resumed=resumed)
     summary.update(threads.record())
-    if is_main:
-        atomic_write_json(out / "train.json", summary)
-        (out / "resume.pt").unlink(missing_ok=True)  # finished: best.pt, log.csv and train.json are the run
-        pg.remove_progress(out)
+    if s.is_main:
+        atomic_write_json(s.out / "train.json", summary)
+        (s.out / "resume.pt").unlink(missing_ok=True)  # finished: best.pt, log.csv and train.json are the run
+        pg.remove_progress(s.out)
     dist.shutdown()
     return summary
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fakedata import save, tiny_checkpoint
 
-import engine.factory as build
+import engine.factory as factory
 import engine.inference as inference
 from core.cli import run
 from datasets.base import IMAGE_EXTS
@@ -85,7 +85,7 @@ def test_evaluate_scores_at_the_prepared_size(make_prepared, checkpoint, tmp_pat
     expected = image_metrics(torch.from_numpy(preds)[:, None], torch.from_numpy(masks)[:, None].float())
     assert np.allclose(table["hd95"], expected["hd95"], atol=1e-5)  # the PNGs at 64 px are what was scored
     # and the predictions are the model's at 32 px, resized back
-    model, cfg = build.model_from_checkpoint(checkpoint, torch.device("cpu"))
+    model, cfg = factory.model_from_checkpoint(checkpoint, torch.device("cpu"))
     dataset = SegmentationArrays(data, ids, build_transforms(cfg.get("augment", {}), 64, train=False))
     images = torch.stack([dataset[i][0] for i in range(len(ids))])
     with torch.no_grad():
@@ -96,14 +96,14 @@ def test_evaluate_scores_at_the_prepared_size(make_prepared, checkpoint, tmp_pat
 
 def test_evaluate_runs_in_inference_mode(tiny_prepared, checkpoint, tmp_path, monkeypatch):
     seen = []
-    real = build.model_from_checkpoint
+    real = factory.model_from_checkpoint
 
     def spy(path, device):
         model, cfg = real(path, device)
         model.register_forward_pre_hook(lambda *_: seen.append(torch.is_inference_mode_enabled()))
         return model, cfg
 
-    monkeypatch.setattr(build, "model_from_checkpoint", spy)
+    monkeypatch.setattr(factory, "model_from_checkpoint", spy)
     evaluate(tiny_prepared, checkpoint, tmp_path, n_boot=10, fold_bn=False, save_predictions=False)
     assert seen and all(seen)
 

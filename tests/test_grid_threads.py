@@ -220,6 +220,8 @@ def _training_stage(root: Path, model: str, n_train: int = 40, n_val: int = 8) -
 
 def _params(root: Path, **train) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    if "epochs" in train:  # a budget in epochs instead of the profile's steps
+        params["train"].pop("steps", None)
     params["train"].update(train)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 

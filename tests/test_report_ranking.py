@@ -16,7 +16,17 @@ from fakeruns import make_tree
 from test_report import inputs_of
 
 from engine.stats import summarize, two_level_bootstrap
-from reports import build, captions, claims, comparison, figures, ranking_figures, ranking_report, reproduction, summary
+from reports import (
+    assemble,
+    captions,
+    claims,
+    comparison,
+    figures,
+    ranking_figures,
+    ranking_report,
+    reproduction,
+    summary,
+)
 from reports.recorded import COMMIT_CHARS, parse_batch
 from reports.table import Cell, Column, Row, Table, mark_best, to_markdown
 
@@ -161,7 +171,7 @@ def test_ranking_files_hold_the_rank_tables_the_tests_and_the_consensus(tmp_path
         "tab:ranking-consensus",
     ]
     assert "**" not in tex and tex.startswith("% Ranking of the main models")
-    metrics = build.dvc_metrics(inp, ranking)["rank_stability"]
+    metrics = assemble.dvc_metrics(inp, ranking)["rank_stability"]
     assert set(metrics) == {"kvasir", "isic2016"} and metrics["kvasir"]["models"]["dyglnet"]["rank"] == 1
 
 

@@ -129,6 +129,7 @@ def training_of(stage: StageInfo) -> Training | None:
     the prepared split), or None when it is not a training or its data is not there yet."""
     from datasets.splits import resolve_selection
     from engine.params import TrainConfig, load_params
+    from engine.recipe import epochs_for_steps
 
     given = train_args(stage.cmds)
     if given is None:
@@ -140,10 +141,10 @@ def training_of(stage: StageInfo) -> Training | None:
         train_ids, val_ids = resolve_selection(split, cfg.selection, cfg.seed)
     except (Exception, SystemExit):  # noqa: BLE001 - no estimate: the training itself reports what is wrong
         return None
-    per_epoch = len(train_ids) // cfg.batch_size
-    steps = getattr(cfg, "steps", None) or cfg.epochs * per_epoch  # train.steps, where the recipe has it
-    epochs = math.ceil(steps / max(1, per_epoch))
-    return Training(cfg.model_dump(), steps, epochs * math.ceil(len(val_ids) / cfg.batch_size) if val_ids else 0)
+    per_epoch = max(1, len(train_ids) // cfg.batch_size)
+    epochs = epochs_for_steps(cfg.steps, per_epoch) if cfg.steps is not None else cfg.epochs  # as pipeline.train
+    val_batches = epochs * math.ceil(len(val_ids) / cfg.batch_size) if val_ids else 0
+    return Training(cfg.model_dump(), epochs * per_epoch, val_batches)
 
 
 def probe_key(cfg: dict[str, Any], where: dict[str, Any]) -> str:
@@ -223,7 +224,7 @@ def probe(cfg_dump: dict[str, Any], steps: int = PROBE_STEPS) -> dict[str, float
     import psutil
     import torch
 
-    from engine.build import model_from_entry
+    from engine.factory import model_from_entry
     from engine.params import TrainConfig
     from engine.recipe import optimisation
     from engine.runtime import autocast_dtype, resolve_device

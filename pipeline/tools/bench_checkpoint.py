@@ -56,7 +56,13 @@ def measure(name: str, params, folder: Path, repeats: int) -> dict:
     for improved, label in ((True, "best is this epoch"), (False, "best is older")):
         row[label] = _timed(
             lambda improved=improved: rs.save_resume(
-                path, progress, improved, model, optimizer, scheduler, scaler, rng_state(), cfg, fingerprint
+                path,
+                progress,
+                rs.TrainingObjects(model, optimizer, scheduler, scaler),
+                improved=improved,
+                rngs=rng_state(),
+                cfg=cfg,
+                fingerprint=fingerprint,
             ),
             repeats,
         )
