@@ -30,6 +30,7 @@ from reports.ranking.render import (
     consensus_rows,
     methods_note,
     rank_rows,
+    significance_markdown,
     significance_rows,
     tau_sentence,
     winner_sentence,
@@ -203,9 +204,6 @@ def dice_rank_rows(t: TaskRanking) -> list[list[str]]:
 def task_lines(inp: Inputs, ranking: Ranking, d: str) -> list[str]:
     """The Markdown section of one dataset."""
     t, alpha = ranking.task(d), ranking.result.settings.alpha
-    headers, rows = significance_rows(t, alpha)
-    n_pairs = len(t.algorithms) * (len(t.algorithms) - 1)
-    n_sig = int((t.p_holm <= alpha).sum())
     left = ranking.left_out[d]
     images = f"{t.n_cases} test images" + (f" ({left} left out: not scored by every model)" if left else "") + "."
     unfair = flagged_winner_sentence(inp, ranking, d)
@@ -220,11 +218,7 @@ def task_lines(inp: Inputs, ranking: Ranking, d: str) -> list[str]:
         "",
         winner_sentence(t) + (f" {unfair}" if unfair else ""),
         "",
-        f"Significance (Holm-adjusted one-sided p that the row is better than the column; bold: ≤ {alpha:g}; "
-        f"{n_sig} of {n_pairs} ordered pairs significant):",
-        "",
-        markdown_table(headers, rows, "l" + "r" * (len(headers) - 1)),
-        "",
+        *significance_markdown(t, alpha),
     ]
 
 

@@ -188,10 +188,21 @@ def consensus_rows(result: RankingResult) -> tuple[list[str], list[list[str]]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
+def significance_markdown(t: TaskRanking, alpha: float) -> list[str]:
+    """The significance table of one task with the sentence that introduces it."""
     headers, rows = significance_rows(t, alpha)
     n_pairs = len(t.algorithms) * (len(t.algorithms) - 1)
     n_sig = int((t.p_holm <= alpha).sum())
+    return [
+        f"Significance (Holm-adjusted one-sided p that the row is better than the column; bold: ≤ {alpha:g}; "
+        f"{n_sig} of {n_pairs} ordered pairs significant):",
+        "",
+        markdown_table(headers, rows, "l" + "r" * (len(headers) - 1)),
+        "",
+    ]
+
+
+def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
     return [
         f"## {t.task}",
         "",
@@ -203,11 +214,7 @@ def task_markdown(t: TaskRanking, alpha: float) -> list[str]:
         "",
         winner_sentence(t),
         "",
-        f"Significance (Holm-adjusted one-sided p that the row is better than the column; bold: ≤ {alpha:g}; "
-        f"{n_sig} of {n_pairs} ordered pairs significant):",
-        "",
-        markdown_table(headers, rows, "l" + "r" * (len(headers) - 1)),
-        "",
+        *significance_markdown(t, alpha),
     ]
 
 
