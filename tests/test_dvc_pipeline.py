@@ -437,3 +437,16 @@ def test_a_missing_dataset_folder_is_one_line_under_make_repro(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: missing, and no stage makes it: prepare@ph2: data/raw/PH2 Dataset images")
+
+
+def test_reformatting_the_whole_repository_reruns_nothing(work):
+    """`ruff format` at another line length rewrites most files' bytes but no syntax tree: no stage is out of date."""
+    files = [p for p in work.rglob("*.py") if ".dvc" not in p.parts]
+    before = {p: p.read_bytes() for p in files}
+    _run([str(Path(sys.executable).with_name("ruff")), "format", "--line-length", "100", "-q", "."], work)
+    changed = [p for p in files if p.read_bytes() != before[p]]
+    assert len(changed) > 50, len(changed)
+    assert _status(work) == set()
+    for p, data in before.items():
+        p.write_bytes(data)
+    assert _status(work) == set()
