@@ -26,7 +26,7 @@ class ParamsError(UserError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
     def fill(self, args: Any) -> None:
         """Set every attribute of ``args`` (an argparse namespace) that is None to this section's value of
@@ -38,7 +38,8 @@ class Section(BaseModel):
 
 
 class DatasetEntry(Section):
-    raw: str  # folder of the dataset as downloaded
+    raw: str
+    """Folder of the dataset as downloaded (the adapter's layout; see the Datasets reference)."""
 
     @field_validator("raw")
     @classmethod
@@ -60,16 +61,23 @@ class GeneratedDataset(Section):
       shifted: {domain: shifted, n: 500, size: 96, seed: 43}     # its second "camera and stain"
     """
 
-    domain: Literal["base", "shifted"] = "base"  # datasets.synthetic.DOMAINS
+    domain: Literal["base", "shifted"] = "base"
+    """Which look the generator draws: `base`, or `shifted` (another camera and stain, same scenes)."""
     n: int = Field(500, ge=10)
+    """Number of image/mask pairs to generate."""
     size: int = Field(96, ge=16)
+    """Side of the generated square images, in pixels."""
     seed: int = 42
+    """Seed of the generator: the same seed gives the same images."""
 
 
 class PrepareParams(Section):
     size: int = Field(224, ge=16)
+    """Side, in pixels, every image and mask is resized to once (equals `train.img_size`)."""
     seed: int = 42
+    """Seed of the 8:1:1 split (the paper's: 42)."""
     split_by_patient: bool = False
+    """Keep each patient (Brain-MRI) or slide (TNBC) in one part of the split."""
 
 
 class TrainParams(Section):
@@ -80,28 +88,51 @@ class TrainParams(Section):
     steps on any dataset. A ``models.<name>:`` entry that overrides ``epochs`` alone trains by epochs.
     """
 
-    steps: int | None = Field(None, ge=1)  # optimiser steps of a run; None: train for `epochs`
+    steps: int | None = Field(None, ge=1)
+    """Optimiser steps of a run, the same for every model; null trains for `epochs` instead."""
     epochs: int = Field(130, ge=1)
+    """Epochs of a run when `steps` is null (the paper: 130)."""
     batch_size: int = Field(16, ge=2)
+    """Images per optimiser step."""
     img_size: int = Field(224, ge=16)
+    """Training image side in pixels (equals `prepare.size`)."""
     lr: float = Field(1e-3, gt=0)
+    """Peak learning rate of AdamW."""
     betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    """AdamW's (beta1, beta2)."""
     weight_decay: float = Field(3e-5, ge=0)
+    """AdamW's decoupled weight decay."""
     warmup_epochs: float = Field(10, ge=0)
+    """Linear warm-up, in epochs; a run shorter than `reference_epochs` warms up for the same fraction of its length."""
     reference_epochs: int = Field(130, ge=1)
+    """The run length `warmup_epochs` is written for (the paper's 130 epochs)."""
     poly_power: float = Field(0.9, ge=0)
+    """Exponent of the polynomial learning-rate decay after warm-up."""
     grad_clip: float = Field(1.0, gt=0)
+    """Largest gradient norm; larger gradients are scaled down to it."""
     amp: bool = True
+    """Mixed precision: fp16 autocast with a GradScaler on CUDA, bf16 on a CPU with native bf16, else fp32."""
     bce_weight: float = Field(0.5, ge=0)
+    """Weight of the binary cross-entropy term of the loss."""
     dice_weight: float = Field(0.5, ge=0)
+    """Weight of the soft Dice term of the loss."""
     dice_smooth: float = Field(1.0, ge=0)
+    """Smoothing constant of the soft Dice loss."""
     num_workers: int = Field(2, ge=0)
+    """DataLoader worker processes (0: load in the training process)."""
     selection: Literal["last", "carve"] = "last"
+    """Without a validation split (ISIC2016, TNBC): `last` keeps the last epoch's weights; `carve` moves a tenth of
+    the training images to validation and keeps the best epoch on it. A validation split is always used when present."""
     sync_bn: bool = False
+    """Synchronise BatchNorm statistics across processes under torchrun."""
     device: str = "auto"
-    compile: bool = False  # torch.compile the model for training
+    """`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`."""
+    compile: bool = False
+    """torch.compile the model for training."""
     channels_last: bool = False
-    checkpoint_every: int = Field(5, ge=1)  # epochs between resume checkpoints (and at the end)
+    """Run the model in channels-last (NHWC) memory format."""
+    checkpoint_every: int = Field(5, ge=1)
+    """Epochs between resume checkpoints (resume.pt); one is also written at the end."""
 
     # Settings that change how, not what, a run computes: a run may resume under other values of these.
     # num_workers is one: each sample's augmentation is seeded by (seed, epoch, sample), whatever the workers.
@@ -168,34 +199,57 @@ class TrainConfig(TrainParams):
 
 class AugmentParams(Section):
     crop_scale: list[float] = Field(default_factory=lambda: [0.5, 1.0], min_length=2, max_length=2)
+    """Random resized crop: range of the crop's area as a fraction of the image."""
     crop_ratio: list[float] = Field(default_factory=lambda: [0.75, 4 / 3], min_length=2, max_length=2)
+    """Random resized crop: range of the crop's aspect ratio."""
     hflip_p: float = Field(0.5, ge=0, le=1)
+    """Probability of a horizontal flip."""
     vflip_p: float = Field(0.5, ge=0, le=1)
+    """Probability of a vertical flip."""
     rotate_limit: float = Field(15, ge=0)
+    """Largest rotation, in degrees, either way."""
     rotate_p: float = Field(0.6, ge=0, le=1)
+    """Probability of a rotation."""
     elastic_p: float = Field(0.3, ge=0, le=1)
+    """Probability of an elastic deformation."""
     elastic_alpha: float = Field(300.0, ge=0)
+    """Strength of the elastic deformation, at `elastic_reference_size`."""
     elastic_sigma: float = Field(10.0, gt=0)
-    elastic_reference_size: int = Field(224, ge=1)  # the image side alpha and sigma are for; scaled to img_size
+    """Smoothness (Gaussian sigma) of the elastic deformation, at `elastic_reference_size`."""
+    elastic_reference_size: int = Field(224, ge=1)
+    """The image side `elastic_alpha` and `elastic_sigma` are given for; scaled to `train.img_size`."""
     brightness_limit: float = Field(0.2, ge=0)
+    """Largest relative brightness change."""
     contrast_limit: float = Field(0.2, ge=0)
+    """Largest relative contrast change."""
     brightness_contrast_p: float = Field(0.2, ge=0, le=1)
+    """Probability of a brightness/contrast change."""
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406], min_length=3, max_length=3)
+    """Per-channel mean subtracted after scaling to [0, 1] (ImageNet's)."""
     std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225], min_length=3, max_length=3)
+    """Per-channel standard deviation divided by after the mean (ImageNet's)."""
 
 
 class EvaluateParams(Section):
     split: Literal["train", "val", "test"] = "test"
+    """The split the evaluate stage measures."""
     batch_size: int = Field(16, ge=1)
+    """Images per inference batch."""
     bootstrap: int = Field(1000, ge=0)
+    """Bootstrap resamples of the per-image metrics for the confidence intervals (0: none)."""
     compile: bool = False
+    """torch.compile the model for inference."""
     device: str = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`."""
 
 
 class ComplexityParams(Section):
     size: int = Field(224, ge=16)
+    """Input side, in pixels, at which parameters, FLOPs and latency are measured (the paper: 224)."""
     repeats: int = Field(20, ge=1)
+    """Timed forward passes per latency measurement."""
     warmup: int = Field(3, ge=0)
+    """Untimed forward passes before the timed ones."""
 
 
 class TransferParams(Section):
@@ -214,7 +268,9 @@ class TransferParams(Section):
     """
 
     pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
+    """`[source, target]` pairs: each model trained on source is tested on target's test split."""
     test_only: dict[str, DatasetEntry] = Field(default_factory=dict)
+    """Datasets that are only tested on, never trained on (stage `prepare_test_only`)."""
 
     @field_validator("pairs", mode="before")
     @classmethod
@@ -227,31 +283,48 @@ class TransferParams(Section):
 
 class ReportParams(Section):
     reference_model: str = "dyglnet"
+    """The model the comparison and significance tests are against (a `models:` key)."""
     qualitative_dataset: str | None = None
+    """Dataset of the qualitative figure; null: the first of `datasets:`."""
     qualitative_images: int = Field(4, ge=1)
+    """Images in the qualitative figure."""
     palette: Literal["default", "colorblind"] = "default"
+    """Figure colours: `default`, or `colorblind` (Okabe-Ito)."""
     # true: refuse to report runs whose recipe differs from the shared train: section (the (B) flag)
     fail_on_unequal: bool = False
+    """Refuse to report runs whose recipe differs from the shared `train:` section (the (B) flag)."""
     # git revision whose committed results/<D>/<M>/seed<S>/metrics.json reproduction.md compares this run's with;
     # null: no comparison
     compare_to: str | None = "HEAD"
+    """Git revision whose committed per-run metrics reproduction.md compares with; null: no comparison."""
 
 
 class SlurmSettings(Section):
     """``grid.slurm``: the sbatch options of every job (one job = one train -> evaluate chain)."""
 
     partition: str | None = None
-    time_min: int = Field(720, ge=1)  # sbatch --time per job, minutes
+    """sbatch --partition; null: the cluster's default."""
+    time_min: int = Field(720, ge=1)
+    """sbatch --time of each job, in minutes."""
     gpus_per_job: int = Field(1, ge=0)
+    """GPUs per job (sbatch --gpus-per-node)."""
     cpus_per_job: int = Field(8, ge=1)
+    """CPU cores per job (sbatch --cpus-per-task)."""
     mem_gb: float | None = Field(64.0, gt=0)
+    """Memory per job in GB; null: the cluster's default."""
     account: str | None = None
+    """sbatch --account; null: none."""
     qos: str | None = None
+    """sbatch --qos; null: none."""
     constraint: str | None = None
-    setup: list[str] = Field(default_factory=list)  # shell lines before the job, e.g. "module load cuda"
-    sbatch: dict[str, str | int] = Field(default_factory=dict)  # any other sbatch option: {mail-type: FAIL}
+    """sbatch --constraint; null: none."""
+    setup: list[str] = Field(default_factory=list)
+    """Shell lines run before each job, e.g. `module load cuda`."""
+    sbatch: dict[str, str | int] = Field(default_factory=dict)
+    """Any other sbatch option, e.g. `{mail-type: FAIL}`."""
     # SIGUSR2 this many seconds before the time limit: the training saves resume.pt, submitit requeues the job
     signal_delay_s: int = Field(120, ge=10)
+    """Seconds before the time limit at which SIGUSR2 makes the training save resume.pt and requeue."""
 
 
 class GridSettings(Section):
@@ -272,14 +345,23 @@ class GridSettings(Section):
     """
 
     executor: Literal["local", "slurm", "debug"] = "local"
+    """Where jobs run: `local`, `slurm`, or `debug` (one after another, in this process)."""
     jobs: int | None = Field(None, ge=1)
+    """Jobs at once; null: one per GPU, else up to one per core (local), 16 (slurm)."""
     gpus: Literal["auto", "none"] | list[int] = "auto"
+    """GPUs to use: `auto` (nvidia-smi / CUDA_VISIBLE_DEVICES), `none`, or a list of indices."""
     threads_per_job: int | None = Field(None, ge=1)
+    """OMP_NUM_THREADS of each job; null: the cores shared out among the running jobs."""
     exclude: list[str] = Field(default_factory=list)
-    exclusive: list[str] = Field(default_factory=list)  # stages that run alone (e.g. latency measurements)
+    """Stage names or globs the grid leaves to `dvc repro` (e.g. `[report]`)."""
+    exclusive: list[str] = Field(default_factory=list)
+    """Stages that run alone, with every core (e.g. latency measurements)."""
     orphan_timeout_s: float = Field(60.0, gt=0)
+    """A job stops its command when the coordinator's heartbeat is older than this."""
     progress_s: float = Field(30.0, gt=0)
+    """Seconds between progress reports."""
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    """The sbatch options of every job (`grid.executor: slurm`)."""
 
 
 class ModelEntry(BaseModel):
@@ -290,12 +372,16 @@ class ModelEntry(BaseModel):
     display_name: FPN-R18, family: CNN}`` compares another smp model without writing code.
     """
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, use_attribute_docstrings=True)
 
     model: str | None = None
+    """The registered model to build; null: the entry's key."""
     display_name: str | None = None
+    """Label in tables and figures; null: the registry's."""
     family: str | None = None
+    """Group in tables (CNN, Transformer, Hybrid, Ablation, ...); null: the registry's."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the model's builder."""
 
     @model_validator(mode="after")
     def _check_overrides(self) -> ModelEntry:
@@ -328,21 +414,34 @@ class ModelSpec(BaseModel):
 class Params(BaseModel):
     """The whole of params.yaml."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
     profile: str = "custom"
+    """Name of the profile; the reports go to output/<profile>/."""
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+    """Datasets to run: adapter name -> its downloaded folder."""
     models: dict[str, ModelEntry | None] = Field(default_factory=dict)
+    """Models to run: run name -> builder, labels and `train:` overrides for that model."""
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    """Training seeds; each model is trained once per seed."""
     synthetic: dict[str, GeneratedDataset] = Field(default_factory=dict)
+    """Generated datasets: name -> generator settings (stage `synthesize@NAME`)."""
     prepare: PrepareParams = Field(default_factory=PrepareParams)
+    """Preparation and splitting (stage `prepare`)."""
     train: TrainParams = Field(default_factory=TrainParams)
+    """The training recipe shared by every model (stage `train`)."""
     augment: AugmentParams = Field(default_factory=AugmentParams)
+    """Training augmentation (albumentations)."""
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    """Evaluation on the test split (stage `evaluate`)."""
     complexity: ComplexityParams = Field(default_factory=ComplexityParams)
+    """Parameters, FLOPs and latency (stage `complexity`)."""
     transfer: TransferParams = Field(default_factory=TransferParams)
+    """Cross-dataset evaluation without retraining (stage `transfer`)."""
     report: ReportParams = Field(default_factory=ReportParams)
-    grid: GridSettings = Field(default_factory=GridSettings)  # how python -m pipeline.grid runs the stages
+    """Tables and figures (stage `report`)."""
+    grid: GridSettings = Field(default_factory=GridSettings)
+    """How `python -m pipeline.grid` (make repro) runs the stages."""
 
     @field_validator("datasets")
     @classmethod

@@ -65,9 +65,6 @@ STAGE_MODULES = {
 }
 
 
-_DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
-
-
 def canonical_tree(node) -> str:
     """A version-stable text of a syntax tree: node types and their non-empty fields, no positions."""
     if isinstance(node, ast.AST):
@@ -83,19 +80,25 @@ def canonical_tree(node) -> str:
     return repr(node)
 
 
+def _is_string_statement(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
 def strip_docstrings(tree: ast.AST) -> ast.AST:
-    """``tree`` without the docstrings of its module, classes and functions (in place)."""
+    """``tree`` without its string statements (in place): the docstrings of its module, classes and functions,
+    and attribute docstrings (a string under a field, which pydantic reads as the field's description: the
+    params reference is generated from them, so rewording one reruns nothing)."""
     for node in ast.walk(tree):
-        if isinstance(node, _DOCSTRING_OWNERS) and node.body:
-            first = node.body[0]
-            value = first.value if isinstance(first, ast.Expr) else None
-            if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                node.body = node.body[1:] or [ast.Pass()]
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if isinstance(body, list) and any(_is_string_statement(s) for s in body):
+                kept = [s for s in body if not _is_string_statement(s)]
+                setattr(node, name, kept or ([ast.Pass()] if name == "body" else []))
     return tree
 
 
 def source_digest(path: Path) -> bytes:
-    """What a source file contributes to a fingerprint: a Python file's syntax tree without docstrings
+    """What a source file contributes to a fingerprint: a Python file's syntax tree without string statements
     (comments and layout never reach it), any other file's bytes."""
     data = path.read_bytes()
     if path.suffix != ".py":

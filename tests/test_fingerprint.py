@@ -35,6 +35,15 @@ def test_a_docstring_only_body_stays_valid(tmp_path):
     assert _digest(tmp_path, 'def f():\n    """Only a docstring."""\n') == _digest(tmp_path, "def f():\n    pass\n")
 
 
+def test_rewording_a_params_field_description_changes_nothing(tmp_path):
+    """An attribute docstring is the field's description in the generated params reference: text, not code."""
+    field = 'class S:\n    lr: float = 1e-3\n    """{}"""\n    epochs: int = 3\n'
+    base = _digest(tmp_path, field.format("Peak learning rate."))
+    assert _digest(tmp_path, field.format("The largest learning rate of the schedule.")) == base
+    assert _digest(tmp_path, "class S:\n    lr: float = 1e-3\n    epochs: int = 3\n") == base
+    assert _digest(tmp_path, field.format("x").replace("1e-3", "2e-3")) != base
+
+
 def test_code_changes_change_the_digest(tmp_path):
     base = _digest(tmp_path, BASE)
     assert _digest(tmp_path, BASE.replace("r**2", "r**3")) != base
