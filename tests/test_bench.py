@@ -44,7 +44,7 @@ def test_authors_comparison_rows_and_ratios(tmp_path, capsys):
     argv = ["--models", "dyglnet", "--size", "32", "--batch", "2", "--steps", "2", "--warmup", "1"]
     assert main([*argv, "--authors-code", str(release), "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    rows = {r["code"]: r for r in report["results"]}
+    rows = {r["code"]: r for r in report["rows"]}
     assert set(rows) == {"ours", "authors"} and rows["ours"]["params"] == 9_980_098
     assert rows["authors"]["params"] == 3 * 8 * 9 + 8 + 2 * 8 + 8 + 1
     for row in rows.values():
@@ -53,7 +53,8 @@ def test_authors_comparison_rows_and_ratios(tmp_path, capsys):
     (ratio,) = report["ours_over_authors"]
     expected = rows["ours"]["train_images_per_s"] / rows["authors"]["train_images_per_s"]
     assert ratio["train_ratio"] == pytest.approx(expected, rel=1e-2, abs=1e-3)
-    assert report["environment"]["command"].startswith("python -m pipeline.tools.bench --models dyglnet")
+    assert report["command"].startswith("python -m pipeline.tools.bench --models dyglnet")
+    assert report["machine"]["cpu"] and "torch" in report["machine"] and report["machine"]["threads"] >= 1
     printed = capsys.readouterr().out
     assert "ours (eager) / authors (eager): training" in printed and "authors" in printed
 

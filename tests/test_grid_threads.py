@@ -190,6 +190,27 @@ def test_lent_cores_go_to_the_job_with_fewest_threads_and_come_back_for_a_waitin
     assert fixed.lend([x]) == [] and x.threads == 1
 
 
+def test_an_exclusive_job_waiting_for_every_core_does_not_keep_a_freed_core_idle(tmp_path):
+    """The default run's last training ran alone on one core while the complexity stages (exclusive: latency) waited
+    for both: a waiting exclusive job cannot start before the running ones end, so the freed core is lent."""
+    sched = _scheduler(tmp_path, cores=2, exclusive=["complexity@*"])
+    train_a, train_b, latency = _chain("train@a", 100.0), _chain("train@b", 50.0), _chain("complexity@a")
+    sched.queue.extend([train_a, train_b])
+    running = []
+    while (chain := sched.next_chain(running)) is not None:
+        sched.place(chain)
+        running.append(chain)
+    sched.queue.append(latency)
+    sched.release(train_b)
+    running.remove(train_b)
+    assert sched.next_chain(running) is None  # the exclusive job waits for train@a
+    assert sched.lend(running) == [train_a] and train_a.threads == 2
+    sched.release(train_a)
+    running.remove(train_a)
+    assert sched.next_chain(running) is latency  # every core back: it runs alone
+    assert sched.place(latency) is not None and len(sched.free) == 1
+
+
 # ------------------------------------------------------------------------------------ ordering
 
 
@@ -298,3 +319,33 @@ def test_the_summary_shows_each_estimate_beside_its_time_and_the_error():
     text = out.getvalue()
     assert "estimate (1 thread)" in text and "1:30" in text and "1:40" in text
     assert "estimates: mean error 10 % of the training's time (2 one-thread runs)" in text
+
+
+# ------------------------------------------------------------------------------------ measuring idle cores
+
+
+def test_the_timeline_finds_a_freed_core_idle_until_the_trainings_next_epoch(tmp_path):
+    """Two trainings on two cores; b ends at t=100 and a takes its core at its next epoch boundary (t=110)."""
+    from pipeline.tools.grid_timeline import analyse
+
+    run = tmp_path / ".dvc/tmp/grid/runs/20260101-000000-1"
+    (run / "jobs").mkdir(parents=True)
+    summary = {"runs": []}
+    for name, start, end in (("train@d-a-42", 0.0, 200.0), ("train@d-b-42", 0.0, 100.0)):
+        (run / "jobs" / f"{name}.json").write_text(
+            json.dumps({"attempts": [{"start": start, "end": end}], "stages": {name: {"start": start, "end": end}}})
+        )
+        summary["runs"].append({"stages": [name], "where": "vm cpu, 1 thread", "threads_log": [[start, 1]]})
+    (run / "summary.json").write_text(json.dumps(summary))
+    folder = tmp_path / "runs/d/a/seed42"
+    folder.mkdir(parents=True)
+    # ten epochs of 20 s ending at t=200: epoch 6 starts at t=100... the budget applies from epoch 7 (t=120)
+    (folder / "log.csv").write_text("epoch,seconds\n" + "".join(f"{i},20.0\n" for i in range(1, 11)))
+    (folder / "train.json").write_text(
+        json.dumps({"threads": [{"from_epoch": 1, "threads": 1}, {"from_epoch": 7, "threads": 2}]})
+    )
+    found = analyse(tmp_path, cores=2)
+    (period,) = found["periods"]
+    assert (period["start"], period["end"], period["idle_cores"]) == (100.0, 120.0, 1)
+    assert period["epochs"] == 1.0 and found["longest_idle_with_a_training_running_epochs"] == 1.0
+    assert found["idle_core_seconds"] == 20.0

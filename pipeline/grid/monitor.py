@@ -107,6 +107,7 @@ class Outcome:
                     "requeued": c.requeues,
                     "epochs_lost": c.lost_epochs,
                     "returncodes": [s.returncode for s in c.result.stages] if c.result else None,
+                    "threads_log": [[t, n] for t, n in c.threads_log],  # (time, thread budget) at each change
                 }
                 for c in self.chains
             ],

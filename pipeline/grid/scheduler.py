@@ -267,10 +267,13 @@ class Scheduler:
         chain.extra_slots, chain.lent = [], 0
 
     def lend(self, running: list[Chain]) -> list[Chain]:
-        """Nothing waits and cores are free: give them to the running jobs, one at a time to the job with the fewest
-        threads (the longest estimate first among equals). Returns the jobs whose budget grew."""
+        """No job that could start waits and cores are free: give them to the running jobs, one at a time to the job
+        with the fewest threads (the longest estimate first among equals). An exclusive job waiting for every core
+        does not stop this: it starts only when the running ones end, which the lent cores bring sooner. Returns the
+        jobs whose budget grew."""
         takers = [c for c in running if not self.is_exclusive(c)]
-        if not self.handoff or self.queue or not takers:
+        waiting = any(not self.is_exclusive(c) for c in self.queue)
+        if not self.handoff or waiting or not takers:
             return []
         grown: list[Chain] = []
         while self.free:

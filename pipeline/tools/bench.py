@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import platform
 import resource
 import statistics
 import sys
@@ -319,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size {args.size}: use a multiple of 16 (DyGLNet and the U-Nets need one)")
     import torch
 
-    from core.fsutil import atomic_write_json
     from engine.runtime import device_name, resolve_device
     from models import model_info
 
@@ -354,16 +352,12 @@ def main(argv: list[str] | None = None) -> int:
             f"ours{' (compiled)' if c['ours_compile'] else ' (eager)'} / authors (eager): "
             f"training {c['train_ratio']:.2f}x, inference {c['infer_ratio']:.2f}x"
         )
-    env = {
-        "command": "python -m pipeline.tools.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "device_name": device_name(device),
-        "python": sys.version.split()[0],
-    }
-    atomic_write_json(args.json, {"environment": env, "results": results, "ours_over_authors": compared})
-    print(f"wrote {args.json}")
+    from pipeline.tools.results import header, write
+
+    title = f"Training and inference throughput: {args.size} px, batch {args.batch}, {device.type}"
+    record = header(title, "python -m pipeline.tools.bench", argv)
+    record["machine"].update(threads=torch.get_num_threads(), device_name=device_name(device))
+    write(args.json, {**record, "python": sys.version.split()[0], "rows": results, "ours_over_authors": compared})
     return 0
 
 

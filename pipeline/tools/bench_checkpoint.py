@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="configs/paper.yaml", help="the profile the models come from")
     parser.add_argument("--out", help="folder to write into (default: a temporary one in the current directory)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the figures here, with the machine (docs/benchmarks/)")
     args = parser.parse_args(argv)
     from tabulate import tabulate
 
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     headers = ["model", "parameters", "resume.pt, best = this epoch", "resume.pt, best = older", "best.pt"]
     print(tabulate(table, headers=headers))
+    if args.json:
+        from pipeline.tools.results import header, write
+
+        write(args.json, {**header("Checkpoint write times (seconds) and sizes (MB)", prog, argv), "rows": rows})
     return 0
 
 

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--batches", type=int, default=30, help="timed batches (after one warm-up batch)")
     ap.add_argument("--size", type=int, default=None, help="training size (default: the prepared size)")
+    ap.add_argument("--json", help="also write the figure here, with the machine (docs/benchmarks/)")
     a = ap.parse_args(argv)
     for name, value, low in (("batch", a.batch, 1), ("workers", a.workers, 0), ("batches", a.batches, 1)):
         if value < low:
@@ -89,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     train_ids_and_size(a.data)  # a wrong folder is reported before torch is imported
     rate = bench(a.data, a.batch, a.workers, a.batches, a.size)
     print(f"{rate:.1f} samples/s (batch {a.batch}, workers {a.workers}, {a.batches} batches)")
+    if a.json:
+        from pipeline.tools.results import header, write
+
+        row = {"data": str(a.data), "batch": a.batch, "workers": a.workers, "batches": a.batches, "samples/s": rate}
+        write(a.json, {**header("Training loader with augmentation", ap.prog, argv), "rows": [row]})
     return 0
 
 

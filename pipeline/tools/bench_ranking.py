@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also time the whole analyse() once")
+    ap.add_argument("--json", help="also write the figures here, with the machine (docs/benchmarks/)")
     a = ap.parse_args(argv)
     for name, low in (("tasks", 1), ("algorithms", 2), ("cases", 1), ("bootstrap", 1), ("repeats", 1)):
         if getattr(a, name) < low:
@@ -86,12 +87,33 @@ def main(argv: list[str] | None = None) -> int:
         f"bootstrap rank stability, {size}: median {statistics.median(times):.3f} s, "
         f"fastest {min(times):.3f} s of {a.repeats} runs"
     )
+    rows = [
+        {
+            "measured": f"bootstrap rank stability ({size})",
+            "median s": statistics.median(times),
+            "fastest s": min(times),
+            "runs": a.repeats,
+        }
+    ]
     if a.full:
         start = time.perf_counter()
         analyse(table, n_boot=a.bootstrap)
         seconds = time.perf_counter() - start
         print(f"whole analyse() (bootstrap, four rankings, pairwise Wilcoxon tests): {seconds:.3f} s")
+        rows.append(
+            {
+                "measured": "whole analyse(): bootstrap, four rankings, pairwise Wilcoxon tests",
+                "median s": seconds,
+                "fastest s": seconds,
+                "runs": 1,
+            }
+        )
     print(f"CPU: {cpu_model()}; numpy {np.__version__}")
+    if a.json:
+        from pipeline.tools.results import header, write
+
+        title = "Ranking analysis (reports.ranking) on a generated challenge"
+        write(a.json, {**header(title, "python -m pipeline.tools.bench_ranking", argv), "rows": rows})
     return 0
 
 
