@@ -1,16 +1,16 @@
-# The README's commands. Each creates .venv on first use and (re)installs when pyproject.toml changes.
+# The commands of the README and the docs. Each creates .venv on first use and (re)installs when pyproject.toml changes.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dyglbench-installed
 # dvc.yaml runs `python -m ...`: the project's interpreter goes first on PATH for every stage.
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: install test test-dvc-min test-fast repro repro-paper grid bench-grid lint bench profile weights data push pull clean-venv
+.PHONY: install test test-dvc-min test-fast docs docs-serve repro repro-paper grid bench-grid lint bench profile weights data push pull clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
 	touch $@
 
 install: $(STAMP)
@@ -38,6 +38,17 @@ test-dvc-min: $(STAMP) $(DVC_MIN)/.installed
 # (171 s measured; the whole suite, `make test`, 602 s).
 test-fast: $(STAMP)
 	$(PY) -m pytest -n auto -m "not slow"
+
+# The documentation site (docs/, mkdocs.yml) into site/. --strict: a broken link, a page missing from the nav or a
+# params.yaml key without a description fails the build. The reference pages are generated from the code
+# (docs/gen_pages.py). docs-serve rebuilds on every edit and serves on 127.0.0.1 only.
+# (The two variables silence a notice of the theme and one of a plugin about MkDocs' future, printed on every build.)
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
+docs: $(STAMP)
+	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(DOCS_ENV) $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 # make repro [JOBS=N] [GRID_ARGS='--executor slurm']: what `dvc repro` does (the out-of-date stages of
 # dvc.yaml, recorded in dvc.lock; `dvc status` is clean afterwards), several stages at a time: one job per
@@ -67,7 +78,7 @@ data: $(STAMP)
 	$(PY) -m pipeline.tools.data --params configs/$(or $(PROFILE),paper).yaml
 
 # make push / make pull: the DVC cache (checkpoints, predictions, prepared and generated data) to / from the default
-# DVC remote (README "Sharing runs through a DVC remote"); git carries the rest (dvc.lock, logs, metrics, output/).
+# DVC remote (docs/how-to/dvc-remote.md); git carries the rest (dvc.lock, logs, metrics, output/).
 push: $(STAMP)
 	$(RUN) $(VENV)/bin/dvc push
 

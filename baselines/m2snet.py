@@ -37,7 +37,7 @@ _MIN_SIZE = 32  # output stride of the Res2Net encoder
 _WIDTH = 64  # channels of every decoder feature
 
 # pretrained=True: timm's res2net50d.in1k, whose published ImageNet accuracy is that of the Res2Net authors'
-# res2net50_v1b_26w_4s checkpoint the reference loads (README "Pretrained weights")
+# res2net50_v1b_26w_4s checkpoint the reference loads (docs/how-to/pretrained-weights.md)
 HUB_WEIGHTS = {"res2net": "res2net50d.in1k"}
 PRETRAINED_CFGS = {
     "res2net": PretrainedCfg("res2net50d", module="backbone", unused=("fc.",), hub=HUB_WEIGHTS["res2net"])

@@ -2,7 +2,7 @@
 
     python -m datasets [NAME ...]             the adapters (or the named ones) and the tree each expects
     python -m datasets list [NAME ...]        the same
-    python -m datasets --licences             licence and citation of every dataset (the README's table)
+    python -m datasets --licences             licence and citation of every dataset (as docs/reference/datasets.md)
     python -m datasets fetch NAME [--to DIR] [--url URL] [--sha256 HEX] [--from ARCHIVE ...]
     python -m datasets check NAME [--raw DIR]
 

@@ -51,7 +51,7 @@ class Pair:
 class Adapter:
     """Finds image/mask pairs of one dataset in its downloaded layout.
 
-    Subclasses set `name`, `layout` (the expected tree, used in error messages and the README),
+    Subclasses set `name`, `layout` (the expected tree, used in error messages and the datasets reference),
     `split` ("8:1:1", "4:1" or "official"), `mask_kind` ("binary", "label" or "auto", see
     `datasets.reader.binarize`) and implement `find_pairs`. `keep` may exclude pairs by their decoded
     mask; the rule is then described by `drop_rule` and the number dropped goes to the manifest.

@@ -1,7 +1,7 @@
 """Where each dataset comes from: download URLs, checksums, licences and citations, in one table.
 
 `SOURCES` is read by ``python -m datasets fetch`` (what to download and how to verify it), by
-``python -m datasets --licences`` and the README's table, and by the reports' provenance
+``python -m datasets --licences`` and docs/reference/datasets.md, and by the reports' provenance
 (:func:`terms`). Each pinned checksum names where it was published; an archive without one gets its
 sha256 recorded at its first download (``datasets/checksums.json``, see `datasets.fetch`).
 

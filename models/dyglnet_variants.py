@@ -1,5 +1,5 @@
 """The settings of DyGLNet's Table 6 ablation variants, torch-free: ``models.dyglnet`` builds them and the reports
-print them (README "Ablation variants")."""
+print them (docs/explanation/paper-choices.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@
 - ``provenance``: commit, pipeline and split digests, recipe, the weights each model started from, software,
   device;
 - ``overlays``: the overlay colours of the qualitative figure, shared with ``pipeline.predict --overlay``;
-- ``build``: every output file in memory from the loaded inputs.
+- ``assemble``: every output file in memory from the loaded inputs.
 
 Generated files go to ``output/``; this folder holds code and the paper's numbers only.
 """

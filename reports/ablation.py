@@ -90,7 +90,7 @@ def build(inp: Inputs) -> tuple[str, str]:
         "",
         "## Settings of each variant",
         "",
-        "The paper leaves them open; see README, 'Ablation variants'.",
+        "The paper leaves them open; see docs/explanation/paper-choices.md.",
         "",
         markdown_table(["Variant", "key", "setting"], settings, "lll"),
         "",

@@ -25,8 +25,8 @@ def _marked(name: str):
 
 
 # Sizes a model must accept beyond its registered minimum (non-square, not a power of two) and a size it must
-# reject with a ValueError matching the message; the README's "inputs" column. Fixed-size models reject any
-# other size.
+# reject with a ValueError matching the message (the input sizes each model's docstring states). Fixed-size models
+# reject any other size.
 SIZE_CONTRACTS = {
     "unet": ((32, 48), (24, 32), "divisible by 16"),
     "attention_unet": ((48, 32), (32, 40), "divisible by 16"),

@@ -1,4 +1,4 @@
-"""The DVC graph reruns exactly what a change touches (README "What reruns when").
+"""The DVC graph reruns exactly what a change touches (docs/explanation/fingerprints.md).
 
 Each case works on a copy of the repository whose pipeline is materialised without training: every
 stage's outputs are stand-in files recorded with ``dvc commit``, which stores the same dependency and

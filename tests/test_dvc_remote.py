@@ -1,4 +1,4 @@
-"""Sharing runs through a DVC remote (README "Sharing runs through a DVC remote"): after a run, ``dvc push`` to a
+"""Sharing runs through a DVC remote (docs/how-to/dvc-remote.md): after a run, ``dvc push`` to a
 local-directory remote; a fresh ``git clone`` runs ``dvc pull``, and then ``dvc status`` is clean, ``dvc repro``
 reruns nothing, and a changed report rebuilds from the pulled runs without training again.
 

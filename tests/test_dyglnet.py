@@ -108,7 +108,7 @@ def test_variants_are_configurations_of_the_same_class():
     assert set(ABLATION_VARIANTS) <= set(list_models("dyglnet_*"))
 
 
-EXPECTED_VARIANT_PARAMS = {  # also in the README's ablation table
+EXPECTED_VARIANT_PARAMS = {  # the models reference counts them at build time
     "dyglnet_w_bilinear": 9_956_418,
     "dyglnet_w_tconv": 10_216_002,
     "dyglnet_wo_dyt": 9_980_089,

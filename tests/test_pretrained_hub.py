@@ -39,7 +39,7 @@ from models.registry import ModelArgumentError, list_models, model_info
 REPO = Path(__file__).parents[1]
 PAPER_PRETRAINED = REPO / "configs" / "paper-pretrained.yaml"
 
-# model -> {backbone: timm model.tag}: what the authors' code starts from (README "Models", "Pretrained weights")
+# model -> {backbone: timm model.tag}: what the authors' code starts from (docs/how-to/pretrained-weights.md)
 TIMM_MODELS = {
     "m2snet": {"res2net": "res2net50d.in1k"},
     "swinunet": {"swin": "swin_tiny_patch4_window7_224.ms_in1k"},

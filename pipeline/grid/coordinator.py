@@ -85,8 +85,8 @@ class Grid:
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise GridError(
-                f"missing, and no stage makes it: {'; '.join(missing[:3])}{more} (download the dataset, see README "
-                "Datasets, or fix its datasets.<name>.raw folder in params.yaml)"
+                f"missing, and no stage makes it: {'; '.join(missing[:3])}{more} (download the dataset, see "
+                "docs/how-to/fetch-and-check-data.md, or fix its datasets.<name>.raw folder in params.yaml)"
             )
         return plan
 
