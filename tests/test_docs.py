@@ -162,7 +162,10 @@ def _bench_result(**extra) -> dict:
         "machine": {"cpu": "Test CPU", "bf16": False, "cores": 2, "gpu": None, "torch": "2.x"},
         "command": "python -m pipeline.tools.bench_grid --floor",
         "repro": {"seconds": 100.0},
-        "grid": {"seconds": 80.0},
+        "grid": {
+            "seconds": 80.0,
+            "idle": {"idle_core_seconds": 12.5, "longest_idle_with_a_training_running_epochs": 0.9},
+        },
         "ratio": 0.8,
         "estimates": [{"job": "train@d-m-42", "estimate_s": 50.0, "train_s": 40.0}],
         **extra,
@@ -177,7 +180,8 @@ def test_the_benchmarks_page_renders_each_result_with_its_machine(tmp_path):
     page = ref.benchmarks_page(tmp_path)
     assert "## Grid, fp32" in page and "Test CPU, no bf16, 2 cores, GPU: none, torch 2.x" in page
     assert "| ratio grid + report / `dvc repro` | 0.80 |" in page and "+25 %" in page
-    assert "| workers | s |" in page and "| 0 | 1.5 |" in page
+    assert "| longest idle period with a training running, in its epochs | 0.90 |" in page
+    assert "| workers | s |" in page and "| 0 | 1.50 |" in page
 
 
 @pytest.mark.parametrize(
@@ -300,6 +304,18 @@ def _clone(work: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
 
 
+def _clone_and_params(tmp_path: Path) -> tuple[Path, dict]:
+    """A clone in ``tmp_path/clone`` and its params.yaml, to edit and save with :func:`_save_params`."""
+    work = tmp_path / "clone"
+    work.mkdir()
+    _clone(work)
+    return work, yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
+
+
+def _save_params(work: Path, params: dict) -> None:
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
 def _bash(script: str, cwd: Path, tmp: Path) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
@@ -313,17 +329,14 @@ def _bash(script: str, cwd: Path, tmp: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_the_first_run_tutorial_runs_as_written(tmp_path):
     tutorial = DOCS / "tutorials" / "first-run.md"
-    work = tmp_path / "clone"
-    work.mkdir()
-    _clone(work)
-    params = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
+    work, params = _clone_and_params(tmp_path)
     for name, entry in params["synthetic"].items():  # a smaller task; every command of the page unchanged
         params["synthetic"][name] = {**entry, "n": 40, "size": 32}
     params["train"].update(steps=2, batch_size=8)
     params["evaluate"]["bootstrap"] = 20
     params["complexity"] = {"size": 32, "repeats": 1, "warmup": 0}
     params["report"]["compare_to"] = None  # the clone has no commit to compare with
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    _save_params(work, params)
 
     blocks = code_blocks(tutorial, "bash")
     assert len(blocks) >= 4
@@ -363,17 +376,14 @@ def test_the_add_a_baseline_guide_example_trains(tmp_path):
 @pytest.mark.slow
 def test_the_add_a_baseline_guide_lists_the_new_models_stages(tmp_path):
     guide = DOCS / "how-to" / "add-baseline.md"
-    work = tmp_path / "clone"
-    work.mkdir()
-    _clone(work)
+    work, params = _clone_and_params(tmp_path)
     example = next(b for b in code_blocks(guide, "python") if b.startswith("# baselines/"))
     target = example.splitlines()[0].removeprefix("# ").strip()
     ast.parse(example)
     (work / target).write_text(example, encoding="utf-8")
-    params = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
     for block in code_blocks(guide, "yaml")[:1]:  # the guide's params.yaml edit
         params["models"].update(yaml.safe_load(block)["models"])
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    _save_params(work, params)
 
     name = Path(target).stem
     result = _bash("\n".join(code_blocks(guide, "bash")), work, tmp_path)
